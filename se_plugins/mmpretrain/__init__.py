@@ -1,0 +1,1 @@
+"""MMPretrain adapter: `se_cfg` on ResNet-family backbones, SE modules in MODELS."""

@@ -1,0 +1,1 @@
+"""timm adapter: SE models in timm's model registry."""
