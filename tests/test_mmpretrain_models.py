@@ -1,0 +1,251 @@
+"""MMPretrain adapter: se_cfg on stock configs, parameter counts, stock identity, checkpoints, errors."""
+import copy
+import importlib
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip('mmpretrain')
+from mmengine.config import Config  # noqa: E402
+from mmengine.model import revert_sync_batchnorm  # noqa: E402
+from mmengine.runner import load_checkpoint  # noqa: E402
+from mmpretrain.models import ResNet, ResNeXt, Res2Net, SEResNet, SEResNeXt  # noqa: E402
+from mmpretrain.registry import MODELS  # noqa: E402
+
+import se_plugins  # noqa: E402,F401  (adds se_cfg; configs below import it again via custom_imports)
+from se_plugins import SELayer  # noqa: E402
+from se_plugins.mmpretrain import backbones  # noqa: E402
+
+CONFIGS = Path(__file__).parents[1] / 'configs' / 'se_plugins'
+X = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+# Stock MMPretrain config -> (parameters without se_cfg, with se_cfg=dict(ratio=16)).
+# SE adds 2*C*C' + C' + C per block (C' = make_divisible(C // 16, 8)).
+STOCK = {
+    'resnet/resnet18_8xb32_in1k.py': (11_689_512, 11_779_624),  # = timm seresnet18
+    'resnet/resnet50_8xb32_in1k.py': (25_557_032, 28_088_024),  # = seresnet50_8xb32_in1k
+    'resnext/resnext50-32x4d_8xb32_in1k.py': (25_028_904, 27_559_896),  # = seresnext50-32x4d_8xb32_in1k
+    'resnet/resnetv1d50_8xb32_in1k.py': (25_576_264, 28_107_256),  # = SEResNet(deep_stem, avg_down)
+    # ResNet_CIFAR-18, BasicBlocks (2, 2, 2, 2) of C = 64/128/256/512, C' = 8/8/16/32:
+    # 2 * (1096 + 2184 + 8464 + 33312) = 90_112 SE parameters.
+    'resnet/resnet18_8xb16_cifar10.py': (11_173_962, 11_173_962 + 90_112),
+}
+MM_SE = {'seresnet/seresnet50_8xb32_in1k.py': 28_088_024, 'seresnet/seresnext50-32x4d_8xb32_in1k.py': 27_559_896}
+OURS = {'se-resnet50_8xb32_in1k.py': 28_088_024, 'se-resnext50-32x4d_8xb32_in1k.py': 27_559_896,
+        'se-resnet18_8xb16_cifar10.py': 11_264_074}
+
+
+@pytest.fixture(scope='module')
+def load(tmp_path_factory):
+    """Load ``mmpretrain::<base>`` through a one-line local config, as users do."""
+    folder = tmp_path_factory.mktemp('configs')
+
+    def load(base: str) -> Config:
+        path = folder / base.replace('/', '__')
+        path.write_text(f"_base_ = 'mmpretrain::{base}'\n")
+        return Config.fromfile(str(path))
+    return load
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def logits(model: torch.nn.Module, x: torch.Tensor = X) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        return model(x, mode='tensor')
+
+
+def features(backbone: torch.nn.Module, x: torch.Tensor = X) -> torch.Tensor:
+    backbone.eval()  # (MMPretrain's ResNet.train returns None: no chaining)
+    with torch.no_grad():
+        return backbone(x)[-1]
+
+
+def stock_build(cfg: dict, monkeypatch) -> torch.nn.Module:
+    """Build with MMPretrain's own ``ResNet.__init__`` (the one se_plugins wrapped)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(ResNet, '__init__', ResNet.__init__.__wrapped__)
+        return MODELS.build(cfg)
+
+
+@pytest.mark.parametrize('base', STOCK)
+def test_stock_configs_with_se_cfg(base, load):
+    cfg = load(base)
+    cfg.model.backbone.se_cfg = dict(ratio=16)
+    model = MODELS.build(cfg.model)
+    assert n_params(model) == STOCK[base][1]
+    assert logits(model).shape == (1, cfg.model.head.num_classes)
+    assert len([k for k in model.state_dict() if '.se_layer.' in k]) == 4 * sum(model.backbone.stage_blocks)
+
+
+@pytest.mark.parametrize('base', MM_SE)
+def test_mmpretrain_se_configs_count_the_same(base, load):
+    assert n_params(MODELS.build(load(base).model)) == MM_SE[base]
+
+
+@pytest.mark.parametrize('name', OURS)
+def test_shipped_configs_build_with_the_expected_counts(name):
+    cfg = Config.fromfile(str(CONFIGS / name))
+    assert cfg.custom_imports.imports == ['se_plugins'] and cfg.model.backbone.se_cfg == dict(ratio=16)
+    model = MODELS.build(cfg.model)
+    assert n_params(model) == OURS[name]
+    assert logits(model).shape == (1, cfg.model.head.num_classes)
+
+
+@pytest.mark.parametrize('base', STOCK)
+def test_without_se_cfg_the_model_is_the_stock_one(base, load, monkeypatch):
+    cfg = load(base).model
+    torch.manual_seed(0)
+    stock = stock_build(cfg, monkeypatch)
+    assert n_params(stock) == STOCK[base][0]
+    stock_modules, stock_sd, stock_logits = [(n, type(m)) for n, m in stock.named_modules()], stock.state_dict(), logits(stock)
+    for se_cfg in ('absent', None):
+        if se_cfg is None:
+            cfg.backbone.se_cfg = None
+        torch.manual_seed(0)
+        ours = MODELS.build(cfg)
+        assert [(n, type(m)) for n, m in ours.named_modules()] == stock_modules
+        assert not any(m._forward_hooks or m._forward_pre_hooks for m in ours.modules())
+        ours_sd = ours.state_dict()
+        assert list(ours_sd) == list(stock_sd)
+        assert all(torch.equal(ours_sd[k], stock_sd[k]) for k in ours_sd)  # same init: same random draws
+        assert torch.equal(logits(ours), stock_logits)
+
+
+@pytest.fixture(scope='module')
+def seresnet50_checkpoint(tmp_path_factory, load):
+    """A stock seresnet50_8xb32_in1k classifier (random weights), its logits and its checkpoint file."""
+    torch.manual_seed(1)
+    model = MODELS.build(load('seresnet/seresnet50_8xb32_in1k.py').model)
+    for m in model.modules():  # random BN statistics, so that eval mode is not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1), m.running_var.uniform_(0.5, 1.5), m.weight.data.uniform_(0.5, 1)
+    path = tmp_path_factory.mktemp('ckpt') / 'seresnet50.pth'
+    torch.save(dict(state_dict=model.state_dict()), path)
+    return model, logits(model), path
+
+
+def test_stock_seresnet50_checkpoint_loads_strictly_with_identical_outputs(seresnet50_checkpoint):
+    stock, stock_logits, path = seresnet50_checkpoint
+    ours = MODELS.build(Config.fromfile(str(CONFIGS / 'se-resnet50_8xb32_in1k.py')).model)
+    assert type(ours.backbone) is ResNet
+    assert set(ours.state_dict()) == set(stock.state_dict())
+    load_checkpoint(ours, str(path), strict=True)
+    assert torch.equal(logits(ours), stock_logits)
+
+
+@pytest.mark.parametrize('theirs, ours', [
+    (lambda: SEResNeXt(depth=50), lambda: ResNeXt(depth=50, se_cfg=dict())),
+    (lambda: SEResNet(depth=50, deep_stem=True, avg_down=True), lambda: MODELS.build(dict(type='SEResNetV1d', depth=50))),
+], ids=['SEResNeXt-50', 'SEResNetV1d-50'])
+def test_backbone_state_dicts_load_strictly_with_identical_outputs(theirs, ours, tmp_path):
+    torch.manual_seed(0)
+    theirs, ours = theirs(), ours()
+    assert n_params(ours) == n_params(theirs)
+    torch.save(theirs.state_dict(), tmp_path / 'backbone.pth')
+    ours.load_state_dict(torch.load(tmp_path / 'backbone.pth'), strict=True)
+    assert torch.equal(features(ours), features(theirs))
+
+
+def test_se_variants_are_registered_and_count_as_expected():
+    assert MODELS.build(dict(type='SELayer', channels=64)).squeeze_channels == 8
+    assert MODELS.get('SELayer') is SELayer
+    for name in ('SEResNetV1c', 'SEResNetV1d', 'SEResNet_CIFAR'):
+        assert MODELS.get(name) is getattr(backbones, name)
+    cifar = MODELS.build(dict(type='SEResNet_CIFAR', depth=18))
+    assert n_params(cifar) == 11_264_074 - (512 * 10 + 10)  # the CIFAR-10 classifier minus its head
+    v1c = MODELS.build(dict(type='SEResNetV1c', depth=34, se_cfg=dict(ratio=8)))
+    assert v1c.layer1[0].se_layer.squeeze_channels == 8 and v1c.layer4[0].se_layer.squeeze_channels == 64
+
+
+def test_per_stage_ratio_and_stages():
+    model = ResNet(depth=18, se_cfg=dict(ratio=(16, 8, 4, 16), stages=(False, True, True, False)))
+    widths = [[getattr(getattr(b, 'se_layer', None), 'squeeze_channels', None) for b in getattr(model, name)]
+              for name in model.res_layers]
+    assert widths == [[None, None], [16, 16], [64, 64], [None, None]]
+    assert n_params(model) == 11_176_512 + 2 * (2 * 128 * 16 + 16 + 128) + 2 * (2 * 256 * 64 + 64 + 256)
+
+
+def test_se_cfg_replaces_the_se_of_seresnet():
+    model = SEResNet(depth=50, se_cfg=dict(ratio=8, stages=(True, True, True, False)))
+    assert type(model.layer1[0].se_layer) is SELayer and model.layer1[0].se_layer.squeeze_channels == 32
+    assert type(model.layer4[0].se_layer) is torch.nn.Identity
+    with pytest.raises(ValueError, match=r"SEResNet: se_ratio=8 and se_cfg .* se_cfg=dict\(ratio=8\)"):
+        SEResNet(depth=50, se_ratio=8, se_cfg=dict())
+
+
+def test_deepcopy_computes_with_its_own_se_weights():
+    model = ResNet(depth=18, se_cfg=dict())
+    before = features(model)
+    twin = copy.deepcopy(model)
+    assert torch.equal(features(twin), before)
+    with torch.no_grad():
+        for block in (*twin.layer1, *twin.layer2, *twin.layer3, *twin.layer4):
+            block.se_layer.conv2.conv.weight.zero_(), block.se_layer.conv2.conv.bias.fill_(-100.0)  # gate ~ 0
+    assert torch.equal(features(model), before)
+    assert not torch.allclose(features(twin), before)
+
+
+def test_with_cp_computes_the_same_and_trains_the_se():
+    torch.manual_seed(0)
+    plain = ResNet(depth=18, se_cfg=dict())
+    checkpointed = ResNet(depth=18, with_cp=True, se_cfg=dict())
+    checkpointed.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 32, 32, requires_grad=True)  # train mode: BN needs > 1 value per channel
+    out = checkpointed(x)[0]
+    assert torch.allclose(out, plain(x)[0])
+    out.sum().backward()
+    assert checkpointed.layer2[1].se_layer.conv1.conv.weight.grad.abs().sum() > 0
+
+
+def test_se_survives_the_runners_syncbn_revert():
+    torch.manual_seed(0)
+    model = ResNet(depth=18, norm_cfg=dict(type='SyncBN'), se_cfg=dict())
+    reference = ResNet(depth=18, se_cfg=dict())
+    reference.load_state_dict(model.state_dict())
+    model = revert_sync_batchnorm(model)  # what mmengine's Runner does on one device: new norm modules
+    assert torch.equal(features(model), features(reference))
+
+
+def test_frozen_stages_freeze_their_se():
+    model = ResNet(depth=18, frozen_stages=1, se_cfg=dict())
+    assert not model.layer1[0].se_layer.conv1.conv.weight.requires_grad
+    assert model.layer2[0].se_layer.conv1.conv.weight.requires_grad
+
+
+@pytest.mark.parametrize('se_cfg, error, match', [
+    (dict(rato=16), ValueError, r"ResNet: unknown se_cfg key\(s\) \['rato'\]; allowed: \['ratio'"),
+    (dict(ratio=0), ValueError, r"ResNet: se_cfg 'ratio' must be a positive"),
+    (dict(ratio=(16, 16)), ValueError, r"ResNet: se_cfg 'ratio' needs one entry per stage \(4\)"),
+    (dict(squeeze='median'), ValueError, r"ResNet: se_cfg 'squeeze' must be one of 'avg', 'max', 'avgmax'"),
+    (dict(stages=(1, 1, 1, 1)), TypeError, r"ResNet: se_cfg 'stages' must be a tuple of 4 bools"),
+    ([16], TypeError, r'ResNet: se_cfg must be a dict; got list'),
+])
+def test_bad_se_cfg_fails_at_build_naming_the_key(se_cfg, error, match):
+    with pytest.raises(error, match=match):
+        MODELS.build(dict(type='ResNet', depth=18, se_cfg=se_cfg))
+
+
+@pytest.mark.parametrize('backbone', [
+    dict(type='MobileNetV2'), dict(type='VisionTransformer', arch='b'), dict(type='RegNet', arch='regnetx_400mf'),
+    dict(type='Res2Net', depth=50),
+], ids=lambda cfg: cfg['type'])
+def test_backbones_that_cannot_take_se_fail_naming_type_key_and_allowed(backbone):
+    model = dict(type='ImageClassifier', backbone=dict(backbone, se_cfg=dict()))
+    with pytest.raises(TypeError, match=rf"^{backbone['type']} does not take 'se_cfg'\. .*: ResNet, ResNetV1c, "):
+        MODELS.build(model)
+
+
+def test_direct_construction_of_an_unsupported_resnet_subclass_fails_too():
+    with pytest.raises(TypeError, match=r"^Res2Net does not take 'se_cfg'.*\(Bottle2neck blocks"):
+        Res2Net(depth=50, se_cfg=dict())
+
+
+def test_reimport_wraps_once():
+    init, build_func = ResNet.__init__, MODELS.build_func
+    importlib.reload(backbones)
+    assert ResNet.__init__ is init and MODELS.build_func is build_func
+    assert not hasattr(ResNet.__init__.__wrapped__, 'takes_se_cfg')
