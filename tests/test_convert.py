@@ -34,6 +34,10 @@ def randomize(model: torch.nn.Module) -> torch.nn.Module:
 
 PAIRS = [  # timm model, the MMPretrain backbone that computes the same function, its out channels
     ('seresnet50', dict(type='SEResNet', depth=50), 2048),
+    ('seresnet50', dict(type='ResNet', depth=50, se_cfg=dict()), 2048),
+    ('seresnet18', dict(type='ResNet', depth=18, se_cfg=dict()), 512),
+    ('seresnext50_32x4d', dict(type='ResNeXt', depth=50, groups=32, width_per_group=4, se_cfg=dict()), 2048),
+    ('resnet50d+se', dict(type='SEResNetV1d', depth=50), 2048),
     ('seresnext50_32x4d', dict(type='SEResNeXt', depth=50, groups=32, width_per_group=4), 2048),
     ('resnet50d', dict(type='ResNetV1d', depth=50), 2048),
     ('resnet18d', dict(type='ResNetV1d', depth=18), 512),
@@ -41,9 +45,10 @@ PAIRS = [  # timm model, the MMPretrain backbone that computes the same function
 ]
 
 
-@pytest.mark.parametrize('timm_name, backbone, channels', PAIRS, ids=[p[0] for p in PAIRS])
+@pytest.mark.parametrize('timm_name, backbone, channels', PAIRS, ids=[f'{p[0]}-{p[1]["type"]}' for p in PAIRS])
 def test_timm_to_mmpretrain_and_back(timm_name, backbone, channels):
-    theirs = randomize(timm.create_model(timm_name, num_classes=10))
+    name, _, attn = timm_name.partition('+')
+    theirs = randomize(timm.create_model(name, num_classes=10, **({'block_args': {'attn_layer': attn}} if attn else {})))
     ours = mm_classifier(backbone, channels).eval()
     converted = timm_to_mmpretrain(theirs.state_dict())
     assert detect_format(converted) == 'mmpretrain'
