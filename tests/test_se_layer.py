@@ -168,7 +168,7 @@ def test_bad_arguments_name_the_field(kwargs, error, words):
 
 
 def test_wrong_input_channels_is_a_clear_error():
-    with pytest.raises(ValueError, match=r'\(N, 64, \*spatial\).*got shape \(2, 32, 4, 4\)'):
+    with pytest.raises(ValueError, match=r'\(N, 64, \*spatial\).*got shape \[2, 32, 4, 4\]'):
         SELayer(64)(torch.randn(2, 32, 4, 4))
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from .activation import ActCfg, build_activation
 from .make_divisible import make_divisible
+from .rescale import NormInput, RescaleAfterNorm
 
 EXCITATIONS = ('conv', 'linear')
 SQUEEZES = ('avg', 'max', 'avgmax')
@@ -37,7 +40,7 @@ class LinearAct(nn.Linear):
         self.activate = activate
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
-        return self.activate(super().forward(s))
+        return self.activate(F.linear(s, self.weight, self.bias))
 
 
 def _check_choice(field: str, value: Any, allowed: Sequence[str]) -> str:
@@ -115,6 +118,7 @@ class SELayer(nn.Module):
         self.squeeze_channels = squeeze_channels
         self.return_weight = return_weight
         self.init_cfg = init_cfg
+        self.pending: Optional[tuple] = None  # (norm, its input, its output), set by a followed norm
         bias = bias != False  # noqa: E712  ('auto' means True: there is no norm layer)
         dd = dict(device=device, dtype=dtype)
         self.conv1: Optional[ConvAct] = None
@@ -144,7 +148,7 @@ class SELayer(nn.Module):
         """Squeeze: ``(N, C, *spatial) -> (N, C)``."""
         if x.dim() < 3 or x.shape[1] != self.channels:
             raise ValueError(f'SELayer: input must be (N, {self.channels}, *spatial) with 1-3 spatial dims; '
-                             f'got shape {tuple(x.shape)}')
+                             f'got shape {list(x.shape)}')
         flat = x.flatten(2)
         if self.squeeze == 'avg':
             return flat.mean(-1)
@@ -161,7 +165,35 @@ class SELayer(nn.Module):
         raise RuntimeError('SELayer has no excitation layers')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            pending, self.pending = self.pending, None
+            if pending is not None and pending[2] is x:
+                return self.forward_after_norm(x, pending[0], pending[1])
         w = self.excite(self.pool(x))
         for _ in range(x.dim() - 2):
             w = w.unsqueeze(-1)
         return w if self.return_weight else x * w
+
+    @torch.jit.unused
+    def follow(self, norm: nn.Module) -> None:
+        """Declare that this layer's input is always ``norm``'s output (the lean path).
+
+        Where ``norm`` is a BatchNorm whose output goes only here, as in a residual
+        block, ``x`` is rescaled in place and not kept for backward (see
+        :mod:`se_plugins.layers.rescale`); the function computed is the same.
+        """
+        norm.register_forward_hook(NormInput(self))
+
+    @torch.jit.unused
+    def forward_after_norm(self, x: torch.Tensor, norm: nn.Module, norm_input: torch.Tensor) -> torch.Tensor:
+        """``forward(x)`` for ``x = norm(norm_input)``: in place and lean where that is safe."""
+        lean = (not self.return_weight and self.squeeze == 'avg' and isinstance(norm, _BatchNorm)
+                and len(norm._forward_hooks) == 1  # no other hook holds the output we overwrite
+                and not torch.jit.is_tracing() and not torch.compiler.is_compiling())
+        if not lean:
+            return self.forward(x)
+        if torch.is_grad_enabled() and x.requires_grad:
+            params = tuple(p for p in self.parameters() if p.requires_grad)
+            return RescaleAfterNorm.apply(x, norm_input, norm, self.excite, *params)
+        w = self.excite(self.pool(x))
+        return x.mul_(w.view(w.shape + (1,) * (x.dim() - 2)))

@@ -31,6 +31,7 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 from ..config import SEConfig
+from ..layers import SELayer
 
 T = TypeVar('T')
 
@@ -65,17 +66,18 @@ def builds_se_blocks(cls: type) -> bool:
 
 
 class _Gate:
-    """Forward hook of a norm: returns ``se(output)``.
+    """Forward hook of a norm: returns ``se(output)``, computed from the norm's input and output.
 
+    Knowing the norm lets the SE layer take its lean path (``SELayer.forward_after_norm``).
     A class (not a closure) so that ``copy.deepcopy`` of the model, as mmengine's EMA does,
     maps it to the copied SE layer.
     """
 
-    def __init__(self, se: nn.Module) -> None:
+    def __init__(self, se: SELayer) -> None:
         self.se = se
 
     def __call__(self, norm: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
-        return self.se(output)
+        return self.se.forward_after_norm(output, norm, args[0])
 
 
 class _KeepGate:

@@ -1,0 +1,122 @@
+"""The lean path of SE after a BatchNorm: same function, same gradients, no saved copy, exports."""
+import copy
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from se_plugins import SELayer
+
+
+class Block(nn.Module):
+    """conv -> bn -> SE -> += shortcut -> relu, as a residual block uses SE."""
+
+    def __init__(self, lean: bool) -> None:
+        super().__init__()
+        self.conv, self.bn, self.se = nn.Conv2d(16, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), SELayer(64)
+        if lean:
+            self.se.follow(self.bn)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.se(self.bn(self.conv(x)))
+        y += x.repeat(1, 4, 1, 1)
+        return y.relu()
+
+
+def saved_bytes(model: nn.Module, x: torch.Tensor):
+    """Output of ``model(x)`` and the bytes of distinct storages autograd keeps for backward."""
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)
+    return out, sum(storages.values())
+
+
+@pytest.fixture
+def pair():
+    torch.manual_seed(0)
+    plain, lean = Block(lean=False), Block(lean=True)
+    with torch.no_grad():  # a BN far from identity, so that its affine map matters
+        plain.bn.weight.normal_()
+        plain.bn.bias.normal_()
+        plain.bn.running_mean.normal_()
+        plain.bn.running_var.uniform_(0.5, 2)
+    lean.load_state_dict(plain.state_dict())
+    return plain, lean
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+@pytest.mark.parametrize('mode', ['train', 'eval'])
+def test_same_output_and_gradients_without_the_saved_copy(pair, mode):
+    plain, lean = (getattr(m, mode)() for m in pair)
+    x = torch.randn(4, 16, 12, 12)
+    xp, xl = x.clone().requires_grad_(), x.clone().requires_grad_()
+    yp, bytes_plain = saved_bytes(plain, xp)
+    yl, bytes_lean = saved_bytes(lean, xl)
+    assert torch.equal(yp, yl)
+    grad = torch.randn_like(yp)
+    yp.backward(grad)
+    yl.backward(grad)
+    assert relative(xl.grad, xp.grad) < 1e-5
+    for (name, p), q in zip(plain.named_parameters(), lean.parameters()):
+        assert relative(q.grad, p.grad) < 1e-4, name
+    copy_bytes = 4 * 64 * 12 * 12 * 4  # the BN output (N, C, H, W) in float32
+    assert bytes_plain - bytes_lean == copy_bytes
+
+
+def test_batchnorm_statistics_update_once(pair):
+    plain, lean = pair
+    for _ in range(3):
+        x = torch.randn(4, 16, 8, 8)
+        plain(x).sum().backward()
+        lean(x.clone()).sum().backward()
+    assert int(lean.bn.num_batches_tracked) == 3
+    assert torch.equal(lean.bn.running_mean, plain.bn.running_mean)
+    assert torch.equal(lean.bn.running_var, plain.bn.running_var)
+
+
+def test_another_hook_on_the_norm_keeps_the_plain_path(pair):
+    plain, lean = (m.eval() for m in pair)
+    seen = []
+    lean.bn.register_forward_hook(lambda module, args, output: seen.append(output))
+    x = torch.randn(2, 16, 8, 8, requires_grad=True)
+    _, bytes_plain = saved_bytes(plain, x)
+    _, bytes_lean = saved_bytes(lean, x)
+    assert bytes_lean == bytes_plain  # SE kept its input rather than overwrite what the hook holds
+    with torch.no_grad():
+        assert torch.equal(seen[0], lean.bn(lean.conv(x)))
+
+
+def test_deepcopy_follows_the_copy(pair):
+    _, lean = pair
+    twin = copy.deepcopy(lean)
+    with torch.no_grad():
+        twin.se.conv2.conv.bias.fill_(-50.0)  # gate ~ 0 in the copy only
+    x = torch.randn(1, 16, 6, 6)
+    assert not torch.equal(twin(x), lean(x))
+    assert next(iter(twin.bn._forward_hooks.values())).se is twin.se
+
+
+@pytest.mark.parametrize('excitation', ['conv', 'linear'])
+def test_script_trace_compile_onnx(excitation):
+    se = SELayer(32, ratio=4, excitation=excitation).eval()
+    x = torch.randn(2, 32, 5, 5)
+    assert torch.equal(torch.jit.script(se)(x), se(x))
+    assert torch.equal(torch.jit.trace(se, x)(x), se(x))
+    if excitation == 'conv':
+        assert (torch.compile(se)(x) - se(x)).abs().max() < 1e-6
+    ort = pytest.importorskip('onnxruntime')
+    buffer = io.BytesIO()
+    torch.onnx.export(se, (x,), buffer, opset_version=17, dynamo=False, input_names=['x'],
+                      dynamic_axes={'x': {0: 'n', 2: 'h', 3: 'w'}})
+    other = torch.randn(3, 32, 7, 4)
+    onnx_out = ort.InferenceSession(buffer.getvalue()).run(None, {'x': other.numpy()})[0]
+    assert abs(onnx_out - se(other).detach().numpy()).max() < 1e-5
