@@ -25,11 +25,13 @@ class Block(nn.Module):
 
 
 def saved_bytes(model: nn.Module, x: torch.Tensor):
-    """Output of ``model(x)`` and the bytes of distinct storages autograd keeps for backward."""
+    """Output of ``model(x)`` and the activation bytes autograd keeps (distinct storages, no parameters)."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     storages = {}
 
     def pack(t):
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        if t.untyped_storage().data_ptr() not in params:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):

@@ -1,0 +1,164 @@
+"""Time and memory of SE-ResNet-50s against plain ResNet-50, timm's seresnet50 and MMPretrain's SEResNet-50.
+
+    python tools/analysis/benchmark.py [--models ...] [--batch-size 8] [--device cpu|cuda]
+        [--amp] [--channels-last] [--compile] [--threads 1 2] [--repeats 10]
+
+All models are timed in one interleaved run (model A, B, C, A, B, C, ...), so machine noise
+hits them alike; the table gives medians, the spread (interquartile range) and ratios.
+"Saved" is the activation memory autograd keeps for backward in one training forward
+(distinct storages, parameters excluded, from ``torch.autograd.graph.saved_tensors_hooks``); "peak" is CUDA's peak.
+Model names: timm names (``resnet50``, ``seresnet50``, ``se_resnet50_plugin``) and
+``mm:ResNet-50``, ``mm:SEResNet-50``, ``mm:ResNet-50+se`` (MMPretrain, ``+se``: our ``se_cfg``).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+from typing import Callable, Dict, List
+
+import torch
+from torch import nn
+
+import se_plugins  # noqa: F401  (registers the plugin models)
+
+DEFAULT_MODELS = ['resnet50', 'se_resnet50_plugin', 'seresnet50', 'mm:ResNet-50', 'mm:ResNet-50+se', 'mm:SEResNet-50']
+PLAIN = {'timm': 'resnet50', 'mm': 'mm:ResNet-50'}
+
+
+def build(name: str) -> nn.Module:
+    """A classifier by benchmark name (timm model name or ``mm:...``)."""
+    if not name.startswith('mm:'):
+        import timm
+        return timm.create_model(name)
+    from mmpretrain.registry import MODELS
+    arch, _, se = name[3:].partition('+')
+    kind, depth = arch.split('-')
+    backbone = dict(type=kind, depth=int(depth), **({'se_cfg': {}} if se else {}))
+    return MODELS.build(dict(type='ImageClassifier', backbone=backbone, neck=dict(type='GlobalAveragePooling'),
+                             head=dict(type='LinearClsHead', num_classes=1000, in_channels=2048)))
+
+
+def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(x, mode='tensor') if hasattr(model, 'data_preprocessor') else model(x)
+
+
+def saved_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Activation memory autograd keeps for backward: distinct storages, parameters excluded."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages: Dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.untyped_storage().data_ptr() not in params:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        logits(model, x)
+    return sum(storages.values())
+
+
+def make_step(model: nn.Module, x: torch.Tensor, train: bool, amp: bool) -> Callable[[], None]:
+    """One inference forward, or one training step (forward, cross-entropy, backward, SGD)."""
+    autocast = torch.autocast(x.device.type, dtype=torch.bfloat16 if x.device.type == 'cpu' else torch.float16) \
+        if amp else contextlib.nullcontext()
+    target = torch.randint(0, 1000, (x.shape[0],), device=x.device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+
+    def infer() -> None:
+        with torch.inference_mode(), autocast:
+            logits(model, x)
+
+    def step() -> None:
+        with autocast:
+            loss = nn.functional.cross_entropy(logits(model, x), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    model.train(train)
+    return step if train else infer
+
+
+def time_interleaved(steps: Dict[str, Callable[[], None]], repeats: int, warmup: int, cuda: bool) -> Dict[str, List[float]]:
+    times: Dict[str, List[float]] = {name: [] for name in steps}
+    for i in range(warmup + repeats):
+        for name, step in steps.items():
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            step()
+            if cuda:
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def framework(name: str) -> str:
+    return 'mm' if name.startswith('mm:') else 'timm'
+
+
+def report(title: str, times: Dict[str, List[float]], batch: int, extra: Dict[str, str]) -> None:
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    refs = [r for r in ('seresnet50', 'mm:SEResNet-50') if r in med]
+    print(f'\n### {title}\n')
+    head = ['model', 'median ms', 'IQR ms', 'img/s', 'vs plain'] + [f'vs {r}' for r in refs] + list(extra)
+    print('| ' + ' | '.join(head) + ' |\n|' + '---|' * len(head))
+    for name, ts in times.items():
+        q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
+        plain = PLAIN[framework(name)]
+        row = [name, f'{med[name] * 1e3:.1f}', f'{(q[2] - q[0]) * 1e3:.1f}', f'{batch / med[name]:.1f}',
+               f'{med[name] / med[plain]:.3f}' if plain in med else '-']
+        row += [f'{med[name] / med[r]:.3f}' for r in refs] + [extra[k].get(name, '-') for k in extra]
+        print('| ' + ' | '.join(row) + ' |')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--models', nargs='+', default=DEFAULT_MODELS)
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--img-size', type=int, default=224)
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--amp', action='store_true', help='bfloat16 autocast on CPU, float16 on CUDA')
+    parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--compile', action='store_true', help='torch.compile every model')
+    parser.add_argument('--threads', type=int, nargs='+', default=[torch.get_num_threads()])
+    parser.add_argument('--repeats', type=int, default=10)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--modes', nargs='+', default=['infer', 'train'], choices=['infer', 'train'])
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, device=device).to(memory_format=memory_format)
+    models = {name: build(name).to(device, memory_format=memory_format) for name in args.models}
+    params = {name: f'{sum(p.numel() for p in m.parameters()) / 1e6:.2f}M' for name, m in models.items()}
+    saved = {name: saved_bytes(m, x) for name, m in models.items()}
+    saved_col = {name: f'{b / 2**20:.0f} MiB ({b / saved[PLAIN[framework(name)]]:.3f}x)'
+                 if PLAIN[framework(name)] in saved else f'{b / 2**20:.0f} MiB' for name, b in saved.items()}
+    runners = {name: torch.compile(m) if args.compile else m for name, m in models.items()}
+    print(f'# batch {args.batch_size}, {args.img_size}x{args.img_size}, {args.device}, amp={args.amp}, '
+          f'channels_last={args.channels_last}, compile={args.compile}, torch {torch.__version__}')
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for mode in args.modes:
+            steps = {name: make_step(m, x, mode == 'train', args.amp) for name, m in runners.items()}
+            peak = {}
+            if device.type == 'cuda':
+                for name, step in steps.items():
+                    torch.cuda.reset_peak_memory_stats()
+                    step()
+                    peak[name] = f'{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB'
+            times = time_interleaved(steps, args.repeats, args.warmup, device.type == 'cuda')
+            extra = {'params': params, 'saved for backward': saved_col}
+            if peak:
+                extra['peak'] = peak
+            report(f'{mode}, {threads} thread(s)', times, args.batch_size, extra)
+
+
+if __name__ == '__main__':
+    main()
