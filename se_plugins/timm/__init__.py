@@ -1,1 +1,11 @@
-"""timm adapter: SE models in timm's model registry."""
+"""timm adapter: SE models in timm's model registry.
+
+``import se_plugins`` imports this package, and that registers the ``se_*_plugin`` models:
+``timm.create_model('se_resnet50_plugin', se_cfg=dict(ratio=8))``. timm's scripts that
+cannot import a plugin themselves run through :mod:`se_plugins.timm.run`.
+"""
+from . import resnet
+from .resnet import *  # noqa: F401,F403  (StageSE and the registered entrypoints)
+
+__all__ = list(resnet.__all__)
+MODEL_NAMES = tuple(name for name in resnet.__all__ if name.endswith('_plugin'))

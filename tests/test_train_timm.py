@@ -1,0 +1,166 @@
+"""tools/train_timm.py: one tiny epoch end to end, atomic checkpoints, and clear errors before training."""
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+timm = pytest.importorskip('timm')
+import se_plugins  # noqa: E402,F401  (registers the models for the checks in this process)
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / 'tools' / 'train_timm.py'
+CONFIG = ROOT / 'configs' / 'timm' / 'se_resnet18_digits.yaml'
+CLASSES = ('circle', 'square', 'stripe')
+
+
+@pytest.fixture(scope='module')
+def train_timm():
+    spec = importlib.util.spec_from_file_location('train_timm', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory) -> Path:
+    """DIR/{train,val}/<class>/*.png: 3 classes x 8 images of 32x32, one colour per class."""
+    from PIL import Image
+    root = tmp_path_factory.mktemp('imagefolder')
+    generator = torch.Generator().manual_seed(0)
+    for split in ('train', 'val'):
+        for label, name in enumerate(CLASSES):
+            (root / split / name).mkdir(parents=True)
+            for index in range(8):
+                pixels = torch.randint(0, 60, (32, 32, 3), generator=generator, dtype=torch.uint8)
+                pixels[..., label] += 180
+                Image.fromarray(pixels.numpy()).save(root / split / name / f'{index}.png')
+    return root
+
+
+def tiny_args(data_dir: Path, output: Path, *extra: str) -> list:
+    return ['--model', 'se_resnet18_plugin', '--data-dir', str(data_dir), '--num-classes', '3', '--img-size', '32',
+            '--epochs', '1', '-b', '8', '-j', '0', '--output', str(output), *extra]
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: on a shared CPU two OpenMP threads can be ten times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_trains_one_epoch_end_to_end(data_dir, tmp_path):
+    output = tmp_path / 'out'
+    result = subprocess.run([sys.executable, str(SCRIPT), *tiny_args(data_dir, output)], capture_output=True,
+                            text=True, cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'se_resnet18_plugin: 11,268,163 parameters; 24 train / 24 val images, 3 classes' in result.stdout
+    assert 'epoch 1/1 step 3/3 loss' in result.stdout
+    final = re.search(r'final val top-1 ([\d.]+) top-5 ([\d.]+)', result.stdout)
+    assert final, result.stdout
+    top1, top5 = map(float, final.groups())
+    assert 0 <= top1 <= 100 and top5 == 100.0  # 3 classes: the top 5 always hold the label
+    assert sorted(p.name for p in output.iterdir()) == ['checkpoint-0.pth.tar', 'last.pth.tar', 'model_best.pth.tar']
+    model = timm.create_model('se_resnet18_plugin', num_classes=3)
+    timm.models.load_checkpoint(model, str(output / 'model_best.pth.tar'), strict=True)  # timm's own loader
+    checkpoint = torch.load(output / 'last.pth.tar', map_location='cpu', weights_only=False)
+    assert (checkpoint['arch'], checkpoint['epoch'], round(checkpoint['metric'], 2)) == ('se_resnet18_plugin', 0, top1)
+
+
+@pytest.mark.slow
+def test_config_ema_se_cfg_and_atomic_checkpoints(train_timm, data_dir, tmp_path, monkeypatch, one_thread):
+    replaced, real_replace = [], os.replace
+
+    def spy_replace(src, dst):
+        replaced.append((Path(src).name, Path(dst).name))
+        real_replace(src, dst)
+    monkeypatch.setattr(os, 'replace', spy_replace)
+    output = tmp_path / 'out'
+    metrics = train_timm.main(['--config', str(CONFIG), *tiny_args(
+        data_dir, output, '--model-ema', '--model-kwargs', "se_cfg={'ratio': 8, 'stages': [False, True, True, True]}")])
+    assert set(metrics) == {'loss', 'top1', 'top5'} and 0 <= metrics['top1'] <= 100
+    assert replaced == [('tmp.pth.tar', 'last.pth.tar')]  # CheckpointSaver: write tmp, then rename into place
+    assert not (output / 'tmp.pth.tar').exists()
+    checkpoint = torch.load(output / 'last.pth.tar', map_location='cpu', weights_only=False)
+    assert 'state_dict_ema' in checkpoint and 'layer1.0.se.conv1.conv.weight' not in checkpoint['state_dict']
+    assert checkpoint['state_dict']['layer2.0.se.conv1.conv.weight'].shape == (16, 128, 1, 1)  # 128 // 8
+    assert checkpoint['args'].hflip == 0.0 and checkpoint['args'].scale == [0.6, 1.0]  # from the YAML
+
+
+def test_config_example_names_only_known_options(train_timm):
+    config = yaml.safe_load(CONFIG.read_text())
+    known = set(vars(train_timm.build_parser().parse_args([])))
+    assert set(config) <= known and config['model'] == 'se_resnet18_plugin' and config['num_classes'] == 10
+
+
+def usage_error(train_timm, argv, capsys) -> str:
+    with pytest.raises(SystemExit) as info:
+        train_timm.main(argv)
+    assert info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_missing_data_folder(train_timm, tmp_path, capsys):
+    err = usage_error(train_timm, tiny_args(tmp_path / 'nowhere', tmp_path / 'out'), capsys)
+    assert "--data-dir '" in err and 'no train/ folder' in err and 'DIR/val/<class>/*.png' in err
+
+
+def test_num_classes_must_match_folders(train_timm, data_dir, tmp_path, capsys):
+    argv = tiny_args(data_dir, tmp_path / 'out')
+    argv[argv.index('--num-classes') + 1] = '5'
+    err = usage_error(train_timm, argv, capsys)
+    assert '--num-classes 5 does not match the 3 class folders' in err and str(list(CLASSES)) in err
+
+
+def test_val_classes_must_match_train(train_timm, data_dir, tmp_path, capsys):
+    odd = tmp_path / 'odd'
+    for split, names in (('train', CLASSES), ('val', CLASSES[:2] + ('triangle',))):
+        for name in names:
+            (odd / split / name).mkdir(parents=True)
+            (odd / split / name / '0.png').write_bytes((data_dir / 'train' / CLASSES[0] / '0.png').read_bytes())
+    err = usage_error(train_timm, tiny_args(odd, tmp_path / 'out'), capsys)
+    assert 'differ from val classes' in err and 'triangle' in err
+
+
+def test_unknown_model(train_timm, data_dir, tmp_path, capsys):
+    argv = tiny_args(data_dir, tmp_path / 'out')
+    argv[argv.index('--model') + 1] = 'se_resnet19_plugin'
+    err = usage_error(train_timm, argv, capsys)
+    assert "--model 'se_resnet19_plugin': unknown to timm" in err and 'se_resnet18_plugin' in err
+
+
+def test_bad_se_cfg_is_reported_before_training(train_timm, data_dir, tmp_path, capsys):
+    err = usage_error(train_timm, tiny_args(data_dir, tmp_path / 'out', '--model-kwargs', "se_cfg={'ratios': 8}"),
+                      capsys)
+    assert "unknown se_cfg key(s) ['ratios']" in err and not (tmp_path / 'out').exists()
+
+
+def test_missing_required_options(train_timm, capsys):
+    err = usage_error(train_timm, ['--epochs', '1'], capsys)
+    assert 'missing --model, --data-dir, --num-classes' in err
+
+
+@pytest.mark.parametrize('content, words', [
+    ('model: se_resnet18_plugin\nlearning_rate: 0.1\nbatchsize: 4\n',
+     ["unknown key(s) ['batchsize', 'learning_rate']", 'allowed:', "'batch_size'"]),
+    ('- just\n- a list\n', ['expected a mapping']),
+])
+def test_bad_config(train_timm, tmp_path, capsys, content, words):
+    path = tmp_path / 'bad.yaml'
+    path.write_text(content)
+    err = usage_error(train_timm, ['--config', str(path)], capsys)
+    assert all(word in err for word in words), err
+
+
+def test_missing_config_file(train_timm, tmp_path, capsys):
+    err = usage_error(train_timm, ['--config', str(tmp_path / 'none.yaml')], capsys)
+    assert 'none.yaml' in err and 'no such file' in err

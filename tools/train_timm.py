@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Train a timm model (an SE plugin or any other) on an ImageFolder with timm's own factories.
+
+    python tools/train_timm.py --model se_resnet18_plugin --data-dir data/digits/imagefolder \\
+        --num-classes 10 --img-size 32 --epochs 10 -b 64 [--config configs/timm/se_resnet18_digits.yaml]
+
+Data is DIR/train/<class>/*.png and DIR/val/<class>/*.png. A --config YAML sets the defaults
+of these options (keys are option names, ``batch_size`` or ``batch-size``); the command line
+overrides it, and a key that is no option is an error. timm's CheckpointSaver writes
+OUTPUT/last.pth.tar (a tmp file renamed into place), model_best.pth.tar and checkpoint-N.pth.tar.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from contextlib import nullcontext
+from functools import partial
+from typing import Any, Callable, Dict, NoReturn, Optional, Sequence
+
+import timm
+import torch
+import yaml
+from timm.data import create_dataset, create_loader, resolve_data_config
+from timm.loss import LabelSmoothingCrossEntropy
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from timm.utils import AverageMeter, CheckpointSaver, ModelEmaV3, NativeScaler, ParseKwargs, accuracy, random_seed
+
+import se_plugins  # noqa: F401  (registers the se_*_plugin models in timm)
+
+REQUIRED = ('model', 'data_dir', 'num_classes')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options; none is required here, so that --config can supply them."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add('--config', help='YAML file of option defaults (unknown keys are an error)')
+    add('--model', help="timm model name, e.g. se_resnet18_plugin (see timm.list_models('*_plugin'))")
+    add('--model-kwargs', nargs='*', default={}, action=ParseKwargs,
+        help="extra create_model keywords, e.g. se_cfg=\"{'ratio': 8}\"")
+    add('--data-dir', help='ImageFolder root holding train/ and val/')
+    add('--num-classes', type=int, help='number of classes; must match the class folders')
+    add('--img-size', type=int, help="input size (default: the model's pretrained_cfg)")
+    add('--crop-pct', type=float, help="validation centre-crop fraction (default: the model's)")
+    add('--epochs', type=int, default=10)
+    add('-b', '--batch-size', type=int, default=32)
+    add('--opt', default='adamw', help='timm optimizer name (sgd, adamw, lamb ...)')
+    add('--lr', type=float, default=1e-3)
+    add('--weight-decay', type=float, default=0.05)
+    add('--momentum', type=float, default=0.9, help='for SGD-like optimizers')
+    add('--sched', default='cosine', help="timm scheduler name (cosine, step, ...; 'none' for a constant lr)")
+    add('--warmup-epochs', type=int, default=0)
+    add('--min-lr', type=float, default=0.0)
+    add('--smoothing', type=float, default=0.1, help='label smoothing')
+    add('--no-aug', action='store_true', help='no training augmentation (resize and centre crop only)')
+    add('--scale', type=float, nargs=2, default=(0.08, 1.0), help='RandomResizedCrop area range')
+    add('--hflip', type=float, default=0.5, help='horizontal flip probability')
+    add('--model-ema', action='store_true', help='track an EMA of the weights (ModelEmaV3) and rank by it')
+    add('--model-ema-decay', type=float, default=0.998)
+    add('--amp', action='store_true', help='mixed precision (float16 on CUDA, bfloat16 on CPU)')
+    add('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    add('-j', '--workers', type=int, default=2, help='data loading processes')
+    add('--output', default='output/train_timm', help='checkpoint folder')
+    add('--checkpoint-hist', type=int, default=3, help='epoch checkpoints kept')
+    add('--log-interval', type=int, default=20, help='steps between progress lines')
+    add('--seed', type=int, default=42)
+    return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse ``argv`` over the --config defaults; exit with a usage error naming what is wrong."""
+    args = parser.parse_args(argv)
+    if args.config:
+        if not os.path.isfile(args.config):
+            parser.error(f'--config {args.config!r}: no such file')
+        with open(args.config) as f:
+            config = yaml.safe_load(f) or {}
+        if not isinstance(config, dict):
+            parser.error(f'--config {args.config!r}: expected a mapping of option: value')
+        config = {str(key).replace('-', '_'): value for key, value in config.items()}
+        known = set(vars(parser.parse_args([]))) - {'config'}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            parser.error(f'--config {args.config!r}: unknown key(s) {unknown}; allowed: {sorted(known)}')
+        parser.set_defaults(**config)
+        args = parser.parse_args(argv)
+    missing = ['--' + name.replace('_', '-') for name in REQUIRED if getattr(args, name) is None]
+    if missing:
+        parser.error(f'missing {", ".join(missing)} (give them on the command line or in --config)')
+    if not timm.is_model(args.model):
+        parser.error(f"--model {args.model!r}: unknown to timm; SE models: {timm.list_models('*_plugin')}")
+    if args.epochs < 1 or args.batch_size < 1:
+        parser.error(f'--epochs and --batch-size must be >= 1; got {args.epochs} and {args.batch_size}')
+    return args
+
+
+def create_datasets(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> Dict[str, Any]:
+    """timm ImageFolder datasets of DIR/train and DIR/val, checked against --num-classes."""
+    datasets = {}
+    for split in ('train', 'val'):
+        root = os.path.join(args.data_dir, split)
+        if not os.path.isdir(root):
+            error(f'--data-dir {args.data_dir!r}: no {split}/ folder (expected DIR/train/<class>/*.png '
+                  'and DIR/val/<class>/*.png)')
+        try:
+            datasets[split] = create_dataset('', root=root, split=split, search_split=False,
+                                             is_training=split == 'train')
+        except RuntimeError as err:  # timm: "Found 0 images in subfolders of ..."
+            error(f'--data-dir {args.data_dir!r}: {err}')
+    classes = {split: sorted(ds.reader.class_to_idx) for split, ds in datasets.items()}
+    if classes['train'] != classes['val']:
+        error(f"--data-dir {args.data_dir!r}: train classes {classes['train']} differ from "
+              f"val classes {classes['val']}")
+    if len(classes['train']) != args.num_classes:
+        error(f"--num-classes {args.num_classes} does not match the {len(classes['train'])} class folders "
+              f"of {args.data_dir}/train: {classes['train']}")
+    return datasets
+
+
+def create_model(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> torch.nn.Module:
+    """``timm.create_model`` with --num-classes and --model-kwargs; a bad keyword (e.g. se_cfg) is a usage error."""
+    try:
+        return timm.create_model(args.model, num_classes=args.num_classes, **args.model_kwargs)
+    except (TypeError, ValueError) as err:
+        error(f'--model {args.model} --model-kwargs {args.model_kwargs}: {err}')
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: Any, device: torch.device, autocast: Callable) -> Dict[str, float]:
+    """Loss, top-1 and top-5 accuracy (%) of ``model`` over ``loader``."""
+    model.eval()
+    meters = {name: AverageMeter() for name in ('loss', 'top1', 'top5')}
+    for images, targets in loader:
+        images, targets = images.to(device), targets.to(device)
+        with autocast():
+            output = model(images).float()
+        top1, top5 = accuracy(output, targets, topk=(1, 5))
+        for name, value in zip(meters, (torch.nn.functional.cross_entropy(output, targets), top1, top5)):
+            meters[name].update(value.item(), images.size(0))
+    return {name: meter.avg for name, meter in meters.items()}
+
+
+def train_one_epoch(model: torch.nn.Module, loader: Any, loss_fn: Callable, optimizer: torch.optim.Optimizer,
+                    autocast: Callable, scaler: Optional[NativeScaler], ema: Optional[ModelEmaV3], scheduler: Any,
+                    updates: int, log_prefix: str, log_interval: int) -> int:
+    """One pass over ``loader``, printing progress; return the number of optimizer updates so far."""
+    model.train()
+    device, loss_meter = next(model.parameters()).device, AverageMeter()
+    for step, (images, targets) in enumerate(loader, 1):
+        images, targets = images.to(device), targets.to(device)
+        with autocast():
+            loss = loss_fn(model(images), targets)
+        optimizer.zero_grad()
+        if scaler is not None:
+            scaler(loss, optimizer)
+        else:
+            loss.backward()
+            optimizer.step()
+        updates += 1
+        if ema is not None:
+            ema.update(model, step=updates)
+        if scheduler is not None:
+            scheduler.step_update(updates)
+        loss_meter.update(loss.item(), images.size(0))
+        if step % log_interval == 0 or step == len(loader):
+            print(f"{log_prefix} step {step}/{len(loader)} loss {loss_meter.avg:.4f} "
+                  f"lr {optimizer.param_groups[0]['lr']:.2e}", flush=True)
+    return updates
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
+    """Train, validate each epoch, save checkpoints; return the final validation metrics."""
+    parser = build_parser()
+    args = parse_args(parser, argv)
+    random_seed(args.seed)
+    device = torch.device(args.device)
+    datasets = create_datasets(args, parser.error)
+    model = create_model(args, parser.error).to(device)
+    data_config = resolve_data_config(dict(img_size=args.img_size, crop_pct=args.crop_pct), model=model)
+    loaders = {split: create_loader(
+        datasets[split], batch_size=args.batch_size, is_training=split == 'train', no_aug=args.no_aug,
+        scale=tuple(args.scale), hflip=args.hflip, num_workers=args.workers, use_prefetcher=False,
+        **data_config) for split in datasets}
+
+    optimizer = create_optimizer_v2(model, opt=args.opt, lr=args.lr, weight_decay=args.weight_decay,
+                                    momentum=args.momentum)
+    scheduler = create_scheduler_v2(optimizer, sched=args.sched, num_epochs=args.epochs, min_lr=args.min_lr,
+                                    warmup_epochs=args.warmup_epochs)[0]
+    train_loss = LabelSmoothingCrossEntropy(args.smoothing) if args.smoothing else torch.nn.CrossEntropyLoss()
+    amp_dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
+    autocast = partial(torch.autocast, device.type, dtype=amp_dtype) if args.amp else nullcontext
+    scaler = NativeScaler(device.type) if args.amp and amp_dtype == torch.float16 else None
+    ema = ModelEmaV3(model, decay=args.model_ema_decay) if args.model_ema else None
+    os.makedirs(args.output, exist_ok=True)
+    saver = CheckpointSaver(model, optimizer, args=args, model_ema=ema, amp_scaler=scaler,
+                            checkpoint_dir=args.output, recovery_dir=args.output, max_history=args.checkpoint_hist)
+
+    num_params = sum(p.numel() for p in model.parameters())
+    print(f"{args.model}: {num_params:,} parameters; {len(datasets['train'])} train / {len(datasets['val'])} val "
+          f"images, {args.num_classes} classes; input {data_config['input_size']}; device {device}", flush=True)
+    updates = 0
+    for epoch in range(args.epochs):
+        start = time.time()
+        updates = train_one_epoch(model, loaders['train'], train_loss, optimizer, autocast, scaler, ema, scheduler,
+                                  updates, f'epoch {epoch + 1}/{args.epochs}', args.log_interval)
+        if scheduler is not None:
+            scheduler.step(epoch + 1)
+        metrics = evaluate(model, loaders['val'], device, autocast)
+        line = f"val loss {metrics['loss']:.4f} top-1 {metrics['top1']:.2f} top-5 {metrics['top5']:.2f}"
+        if ema is not None:
+            metrics = evaluate(ema.module, loaders['val'], device, autocast)
+            line += f" | EMA top-1 {metrics['top1']:.2f} top-5 {metrics['top5']:.2f}"
+        best, best_epoch = saver.save_checkpoint(epoch, metric=metrics['top1'])
+        print(f'epoch {epoch + 1}/{args.epochs} {line} ({time.time() - start:.1f} s)', flush=True)
+    ranked = 'EMA ' if ema is not None else ''  # with --model-ema, checkpoints are ranked by the EMA weights
+    print(f"final val {ranked}top-1 {metrics['top1']:.2f} top-5 {metrics['top5']:.2f} "
+          f"(best top-1 {best:.2f} at epoch {best_epoch + 1}); checkpoints in {args.output}", flush=True)
+    return metrics
+
+
+if __name__ == '__main__':
+    main()
