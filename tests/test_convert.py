@@ -123,3 +123,50 @@ def test_tool_writes_nothing_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['legacy.pth']
     missing = run_tool(tmp_path / 'nope.pth', tmp_path / 'out.pth', '--to', 'timm')
     assert missing.returncode == 1 and 'checkpoint not found' in missing.stderr
+
+
+def load_plugin(name: str, path: Path, **kwargs) -> torch.nn.Module:
+    """timm's own loading path: pretrained=True with a local file, keys fixed by our checkpoint filter."""
+    return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs).eval()
+
+
+@pytest.mark.parametrize('timm_name, plugin', [('seresnet50', 'se_resnet50_plugin'), ('seresnet18', 'se_resnet18_plugin'),
+                                               ('seresnext50_32x4d', 'se_resnext50_32x4d_plugin')])
+@pytest.mark.parametrize('suffix', ['.pth', '.safetensors'])
+def test_timm_se_weights_load_through_timm_pretrained(tmp_path, timm_name, plugin, suffix):
+    theirs = randomize(timm.create_model(timm_name))
+    path = tmp_path / f'{timm_name}{suffix}'
+    if suffix == '.pth':
+        torch.save(theirs.state_dict(), path)
+    else:
+        from safetensors.torch import save_file
+        save_file(theirs.state_dict(), path)
+    ours = load_plugin(plugin, path)
+    with torch.no_grad():
+        assert (ours(X) - theirs(X)).abs().max() < 1e-5
+
+
+def test_mmpretrain_checkpoint_loads_into_timm_plugin(tmp_path):
+    mm = randomize(mm_classifier(dict(type='ResNet', depth=50, se_cfg=dict()), 2048, num_classes=1000))
+    torch.save({'meta': {'epoch': 3}, 'state_dict': mm.state_dict()}, tmp_path / 'epoch_3.pth')
+    ours = load_plugin('se_resnet50_plugin', tmp_path / 'epoch_3.pth')
+    with torch.no_grad():
+        assert (ours(X) - mm(X, mode='tensor')).abs().max() < 1e-5
+
+
+def test_plain_resnet_starts_an_se_model(tmp_path, caplog):
+    plain = randomize(timm.create_model('resnet18'))
+    torch.save(plain.state_dict(), tmp_path / 'resnet18.pth')
+    ours = load_plugin('se_resnet18_plugin', tmp_path / 'resnet18.pth')
+    loaded = ours.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in plain.state_dict().items())
+    assert 'layer4.1.se.conv2.conv.bias' in caplog.text and '32 SE key(s)' in caplog.text
+
+
+def test_timm_pretrained_refuses_wrong_architecture_and_legacy(tmp_path):
+    torch.save(timm.create_model('seresnet18').state_dict(), tmp_path / 'r18.pth')
+    with pytest.raises(CheckpointError, match=r'shape: layer1\.0\.conv1\.weight checkpoint \(64, 64, 3, 3\)'):
+        load_plugin('se_resnet50_plugin', tmp_path / 'r18.pth')
+    torch.save(timm.create_model('legacy_seresnet18').state_dict(), tmp_path / 'legacy.pth')
+    with pytest.raises(CheckpointError, match='legacy Caffe-ported'):
+        load_plugin('se_resnet18_plugin', tmp_path / 'legacy.pth')

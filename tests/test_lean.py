@@ -122,3 +122,24 @@ def test_script_trace_compile_onnx(excitation):
     other = torch.randn(3, 32, 7, 4)
     onnx_out = ort.InferenceSession(buffer.getvalue()).run(None, {'x': other.numpy()})[0]
     assert abs(onnx_out - se(other).detach().numpy()).max() < 1e-5
+
+
+def test_timm_model_gradients_match_timm_seresnet50_and_keep_no_copy():
+    timm = pytest.importorskip('timm')
+    from se_plugins.convert import from_timm_native
+    torch.manual_seed(0)
+    theirs, ours = timm.create_model('seresnet50', num_classes=10), timm.create_model('se_resnet50_plugin', num_classes=10)
+    ours.load_state_dict(from_timm_native(theirs.state_dict()))
+    plain = timm.create_model('resnet50', num_classes=10)
+    x = torch.randn(2, 3, 64, 64)
+    (y_theirs, b_theirs), (y_ours, b_ours), (_, b_plain) = (saved_bytes(m.train(), x) for m in (theirs, ours, plain))
+    assert torch.equal(y_ours, y_theirs)
+    y_theirs.square().sum().backward()
+    y_ours.square().sum().backward()
+    grads = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        reference = grads[name.replace('se.conv1.conv', 'se.fc1').replace('se.conv2.conv', 'se.fc2')].grad
+        assert (p.grad - reference).abs().max() <= 1e-4 * reference.abs().max() + 1e-6, name
+    assert torch.equal(ours.layer1[0].bn3.running_mean, theirs.layer1[0].bn3.running_mean)
+    assert int(ours.layer4[2].bn3.num_batches_tracked) == 1
+    assert b_ours / b_plain < 1.02 < 1.2 < b_theirs / b_plain

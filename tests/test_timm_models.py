@@ -67,7 +67,7 @@ def test_registers_exactly_the_issue_names():
     assert set(MODEL_NAMES) == set(EXPECTED)
     assert set(EXPECTED) <= set(timm.list_models('*_plugin'))
     for name in EXPECTED:
-        assert timm.is_model(name) and timm.models.model_entrypoint(name).__module__ == 'se_plugins.timm.resnet'
+        assert timm.is_model(name) and timm.models.model_entrypoint(name).__module__ == 'se_plugins.timm.se_resnet'
 
 
 def test_no_timm_name_is_shadowed():
@@ -110,16 +110,24 @@ def test_real_forward(name):
     assert out.std().item() > 0
 
 
+# Plugins whose exact timm equivalent has weights on the HF hub: their default tag points there.
+WEIGHTS = {'se_resnet50_plugin': 'seresnet50.ra2_in1k', 'se_resnext50_32x4d_plugin': 'seresnext50_32x4d.racm_in1k',
+           'se_resnext101_32x4d_plugin': 'seresnext101_32x4d.gluon_in1k',
+           'se_resnext101_32x8d_plugin': 'seresnext101_32x8d.ah_in1k'}
+
+
 @pytest.mark.parametrize('name', EXPECTED)
-def test_pretrained_cfg_is_timms_untrained_se_resnet_cfg(name):
+def test_pretrained_cfg_is_that_of_timms_equivalent(name):
     ours = timm.models.get_pretrained_cfg(name).to_dict()
-    reference = timm.models.get_pretrained_cfg('seresnet18.untrained').to_dict()
-    assert {k: ours[k] for k in DATA_FIELDS} == {k: reference[k] for k in DATA_FIELDS}
+    source = WEIGHTS.get(name, 'seresnet18.untrained')
+    reference = timm.models.get_pretrained_cfg(source).to_dict()
+    assert {k: ours.get(k) for k in DATA_FIELDS} == {k: reference.get(k) for k in DATA_FIELDS}
     base = EXPECTED[name][0].partition('+')[0]
     assert ours['first_conv'] == timm.models.get_pretrained_cfg(base).first_conv == (
         'conv1.0' if name == 'se_resnet50d_plugin' else 'conv1')
-    assert ours['architecture'] == name and ours['tag'] == 'untrained'
-    assert not timm.models.get_pretrained_cfg(name).has_weights
+    assert ours['architecture'] == name and ours['tag'] == source.split('.')[1]
+    assert bool(timm.models.get_pretrained_cfg(name).has_weights) == (name in WEIGHTS)
+    assert ours.get('hf_hub_id') == (f'timm/{source}' if name in WEIGHTS else None)
 
 
 def test_squeeze_widths_match_timm_seresnet50():

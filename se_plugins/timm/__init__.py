@@ -4,8 +4,8 @@
 ``timm.create_model('se_resnet50_plugin', se_cfg=dict(ratio=8))``. timm's scripts that
 cannot import a plugin themselves run through :mod:`se_plugins.timm.run`.
 """
-from . import resnet
-from .resnet import *  # noqa: F401,F403  (StageSE and the registered entrypoints)
+from . import se_resnet
+from .se_resnet import *  # noqa: F401,F403  (StageSE and the registered entrypoints)
 
-__all__ = list(resnet.__all__)
-MODEL_NAMES = tuple(name for name in resnet.__all__ if name.endswith('_plugin'))
+__all__ = list(se_resnet.__all__)
+MODEL_NAMES = tuple(name for name in se_resnet.__all__ if name.endswith('_plugin'))

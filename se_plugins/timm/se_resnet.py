@@ -14,10 +14,11 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import to_ntuple
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, get_pretrained_cfg, register_model
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ..config import SEConfig
+from ..convert import timm_checkpoint_filter
 from ..layers.se_layer import SELayer
 
 __all__ = ['StageSE']  # @register_model appends every entrypoint name
@@ -76,7 +77,12 @@ def _create(variant: str, pretrained: bool, se_cfg: Optional[SECfg] = None, **kw
     blocks = to_ntuple(len(channels))(model_args['block'])
     config = SEConfig.build(se_cfg or {}, owner=variant, num_stages=len(channels))
     block_args['attn_layer'] = StageSE(config, [c * b.expansion for c, b in zip(channels, blocks)])
-    return build_model_with_cfg(ResNet, variant, pretrained, block_args=block_args, **model_args)
+    model = build_model_with_cfg(ResNet, variant, pretrained, block_args=block_args,
+                                 pretrained_filter_fn=timm_checkpoint_filter, **model_args)
+    for block in model.modules():  # SE follows the last norm of its block: the lean path
+        if isinstance(block, (BasicBlock, Bottleneck)) and isinstance(block.se, SELayer):
+            block.se.follow(block.bn3 if isinstance(block, Bottleneck) else block.bn2)
+    return model
 
 
 def _cfg(**kwargs: Any) -> Dict[str, Any]:
@@ -94,7 +100,19 @@ def _cfg(**kwargs: Any) -> Dict[str, Any]:
     }
 
 
+def _weights_of(tag: str) -> Dict[str, Any]:
+    """The pretrained_cfg of timm's ``tag`` (same architecture, same weights on the HF hub)."""
+    cfg = get_pretrained_cfg(tag).to_dict()
+    return {k: v for k, v in cfg.items() if v is not None and k not in ('architecture', 'tag')}
+
+
 default_cfgs = generate_default_cfgs({
+    # timm's weights of the same networks; the checkpoint filter renames their SE keys.
+    'se_resnet50_plugin.ra2_in1k': _weights_of('seresnet50.ra2_in1k'),
+    'se_resnet50_plugin.a1_in1k': _weights_of('seresnet50.a1_in1k'),
+    'se_resnext50_32x4d_plugin.racm_in1k': _weights_of('seresnext50_32x4d.racm_in1k'),
+    'se_resnext101_32x4d_plugin.gluon_in1k': _weights_of('seresnext101_32x4d.gluon_in1k'),
+    'se_resnext101_32x8d_plugin.ah_in1k': _weights_of('seresnext101_32x8d.ah_in1k'),
     'se_resnet18_plugin.untrained': _cfg(),
     'se_resnet26_plugin.untrained': _cfg(),
     'se_resnet34_plugin.untrained': _cfg(),
