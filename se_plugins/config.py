@@ -10,7 +10,7 @@ from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 from .layers.se_layer import EXCITATIONS, SQUEEZES, SELayer
 
-POSITIONS = ('standard',)
+POSITIONS = ('standard', 'pre', 'post', 'identity', '3x3')  # see se_plugins.placement
 Ratio = Union[int, float]
 
 
@@ -26,8 +26,11 @@ class SEConfig:
         excitation: ``'conv'`` or ``'linear'``.
         act_cfg: The (reduce, gate) activation pair, or one config for both.
         bias: Bias on the excitation layers.
-        position: Where SE sits in a residual block; ``'standard'`` is on the
-            residual branch after its last norm, before the addition.
+        position: Where SE sits in a residual block (the paper's integration
+            strategies): ``'standard'`` (residual branch, after its last norm, before the
+            addition), ``'pre'`` (start of the residual branch), ``'post'`` (after the
+            addition and its ReLU), ``'identity'`` (on the shortcut) or ``'3x3'`` (after
+            the bottleneck's 3x3 conv and its norm); see :mod:`se_plugins.placement`.
         stages: Which stages get SE, one bool per stage; ``None`` means all.
     """
 

@@ -230,7 +230,7 @@ def test_bad_se_cfg_fails_at_build_naming_the_key(se_cfg, error, match):
 
 
 @pytest.mark.parametrize('backbone', [
-    dict(type='MobileNetV2'), dict(type='VisionTransformer', arch='b'), dict(type='RegNet', arch='regnetx_400mf'),
+    dict(type='ShuffleNetV2'), dict(type='VisionTransformer', arch='b'), dict(type='RegNet', arch='regnetx_400mf'),
     dict(type='Res2Net', depth=50),
 ], ids=lambda cfg: cfg['type'])
 def test_backbones_that_cannot_take_se_fail_naming_type_key_and_allowed(backbone):

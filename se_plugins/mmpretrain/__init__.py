@@ -5,6 +5,7 @@ lets an MMPretrain ResNet-family backbone take ``se_cfg`` and registers ``SELaye
 ``SEResNetV1c``, ``SEResNetV1d`` and ``SEResNet_CIFAR`` in MMPretrain's ``MODELS``.
 """
 from ..layers import SELayer
+from . import other_backbones  # noqa: F401  (se_cfg on InceptionV3 and MobileNetV2)
 from .backbones import SEResNet_CIFAR, SEResNetV1c, SEResNetV1d, SUPPORTED_BACKBONES, register
 
 register(SELayer)

@@ -2,7 +2,8 @@
 
 Importing this module wraps ``ResNet.__init__`` once: it takes ``se_cfg`` (default
 ``None``: the stock network, untouched). With an ``se_cfg`` each residual block gets
-``se_layer`` after its last norm, before the addition: under MMPretrain's
+``se_layer`` after its last norm, before the addition (``position='standard'``; other
+positions: :mod:`se_plugins.placement`): under MMPretrain's
 ``SEBottleneck`` key names, so stock SEResNet/SEResNeXt checkpoints load strictly into
 ``ResNet``/``ResNeXt`` + ``se_cfg``. On ``SEResNet``/``SEResNeXt`` an ``se_cfg``
 replaces their built-in SE layers (their ``se_ratio`` must then stay at 16).
@@ -21,7 +22,6 @@ import warnings
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Optional, TypeVar
 
-import torch
 from mmpretrain.models.backbones.resnet import BasicBlock, Bottleneck, ResNet, ResNetV1c, ResNetV1d
 from mmpretrain.models.backbones.resnet_cifar import ResNet_CIFAR
 from mmpretrain.models.backbones.resnext import Bottleneck as ResNeXtBottleneck
@@ -31,7 +31,7 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 from ..config import SEConfig
-from ..layers import SELayer
+from ..placement import BlockLayout, install, se_channels
 
 T = TypeVar('T')
 
@@ -65,58 +65,46 @@ def builds_se_blocks(cls: type) -> bool:
             and all(isinstance(arch, tuple) and arch[0] in LAST_NORM for arch in cls.arch_settings.values()))
 
 
-class _Gate:
-    """Forward hook of a norm: returns ``se(output)``, computed from the norm's input and output.
-
-    Knowing the norm lets the SE layer take its lean path (``SELayer.forward_after_norm``).
-    A class (not a closure) so that ``copy.deepcopy`` of the model, as mmengine's EMA does,
-    maps it to the copied SE layer.
-    """
-
-    def __init__(self, se: SELayer) -> None:
-        self.se = se
-
-    def __call__(self, norm: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
-        return self.se.forward_after_norm(output, norm, args[0])
-
-
-class _KeepGate:
-    """Forward pre-hook of a block: keeps its ``_Gate`` on the block's current last norm.
-
-    mmengine's Runner swaps norm modules (``revert_sync_batchnorm`` on one device,
-    ``convert_sync_batchnorm`` with ``sync_bn``); the new norm has no hooks, so the gate
-    is attached again here rather than silently lost.
-    """
-
-    def __init__(self, se: nn.Module, norm: str) -> None:
-        self.gate, self.norm = _Gate(se), norm
-
-    def __call__(self, block: nn.Module, args: Any) -> None:
-        norm = getattr(block, self.norm)
-        if self.gate not in norm._forward_hooks.values():
-            norm.register_forward_hook(self.gate)
+# Block type -> its parts by name, for se_cfg positions other than 'standard'.
+LAYOUTS = {BasicBlock: BlockLayout(first_conv='conv1', last_norm='norm2', spatial_norm=None),
+           Bottleneck: BlockLayout(first_conv='conv1', last_norm='norm3', spatial_norm='norm2'),
+           ResNeXtBottleneck: BlockLayout(first_conv='conv1', last_norm='norm3', spatial_norm='norm2'),
+           SEBottleneck: BlockLayout(first_conv='conv1', last_norm='norm3', spatial_norm='norm2'),
+           SEResNeXtBottleneck: BlockLayout(first_conv='conv1', last_norm='norm3', spatial_norm='norm2')}
 
 
 def _add_se(backbone: ResNet, se_cfg: Mapping[str, Any]) -> None:
-    """Give every block of ``backbone`` the SE layer ``se_cfg`` describes for its stage."""
+    """Give every block of ``backbone`` the SE layer ``se_cfg`` describes for its stage and position.
+
+    'standard' SE is ``se_layer`` (MMPretrain's ``SEBottleneck`` name); the other positions
+    are named by :func:`se_plugins.placement.install` (``se_pre``, ``se_post``, ``se_3x3``,
+    ``downsample.se``).
+    """
     owner = type(backbone).__name__
     config = SEConfig.build(se_cfg, owner=owner, num_stages=backbone.num_stages)
     se_ratio = getattr(backbone, 'se_ratio', 16)
     if se_ratio != 16:
         raise ValueError(f'{owner}: se_ratio={se_ratio!r} and se_cfg are both given; '
                          f'give the ratio once, as se_cfg=dict(ratio={se_ratio!r})')
+    standard = config.position == 'standard'
     for stage, name in enumerate(backbone.res_layers):  # the stage index of per-stage se_cfg values
         for block in getattr(backbone, name):
             if type(block) not in LAST_NORM:
                 raise TypeError(_unsupported(owner) + f' ({type(block).__name__} blocks are not supported)')
-            se, norm = config.make_layer(stage, block.out_channels), LAST_NORM[type(block)]
-            if norm is None:  # SEResNet/SEResNeXt blocks: replace their SE
-                block.se_layer = se if se is not None else nn.Identity()
-            elif se is not None:
+            layout, norm = LAYOUTS[type(block)], LAST_NORM[type(block)]
+            if norm is None:  # SEResNet/SEResNeXt blocks: their own SE goes, se_cfg's comes in
+                block.se_layer = nn.Identity()
+            if not config.enabled(stage):
+                continue
+            try:
+                channels = se_channels(block, config.position, layout)
+            except ValueError as err:
+                raise ValueError(f'{owner}: {err}') from None
+            se = config.make_layer(stage, channels)
+            if standard and norm is None:  # the block calls its se_layer itself
                 block.se_layer = se
-                keep = _KeepGate(se, norm)
-                block.register_forward_pre_hook(keep)
-                keep(block, ())
+            else:
+                install(block, config.position, se, layout, name='se_layer' if standard else None)
     backbone._freeze_stages()  # the new SE layers of frozen stages freeze too
 
 
@@ -160,6 +148,8 @@ def _check_se_cfg_target(build_func: Callable[..., Any]) -> Callable[..., Any]:
 def _accepts_se_cfg(cls: type) -> bool:
     if issubclass(cls, ResNet):
         return builds_se_blocks(cls)
+    if getattr(cls.__init__, 'takes_se_cfg', False):  # e.g. InceptionV3, MobileNetV2 (other_backbones.py)
+        return True
     try:
         params = inspect.signature(cls).parameters.values()
     except (TypeError, ValueError):  # no signature to read: let the build decide

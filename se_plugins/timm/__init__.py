@@ -4,7 +4,7 @@
 ``timm.create_model('se_resnet50_plugin', se_cfg=dict(ratio=8))``. timm's scripts that
 cannot import a plugin themselves run through :mod:`se_plugins.timm.run`.
 """
-from . import se_resnet
+from . import se_inception, se_resnet  # noqa: F401  (se_inception: registers its models)
 from .se_resnet import *  # noqa: F401,F403  (StageSE and the registered entrypoints)
 
 __all__ = list(se_resnet.__all__)

@@ -4,6 +4,8 @@ SE goes in through the block's ``attn_layer`` hook (``block_args=dict(attn_layer
 exactly where timm's ``seresnet*`` put their ``SEModule``: after the last norm of the
 residual branch, before the addition. No block is copied. The SE module of block Y of
 stage X is ``layerX.Y.se``, with MMPretrain's keys (``se.conv1.conv.weight`` ...).
+The other ``se_cfg`` positions install after the build with :mod:`se_plugins.placement`:
+``layerX.Y.se_pre``, ``layerX.Y.se_post``, ``layerX.Y.se_3x3`` or ``layerX.Y.downsample.se``.
 
 Every entrypoint takes the ``se_cfg`` dict of MMPretrain configs (see :class:`SEConfig`)
 and all of timm's ResNet arguments (``num_classes``, ``features_only``, ``drop_path_rate`` ...).
@@ -16,10 +18,12 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import to_ntuple
 from timm.models import build_model_with_cfg, generate_default_cfgs, get_pretrained_cfg, register_model
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+from torch import nn
 
 from ..config import SEConfig
 from ..convert import timm_checkpoint_filter
 from ..layers.se_layer import SELayer
+from ..placement import BlockLayout, factory_of, install, se_channels
 
 __all__ = ['StageSE']  # @register_model appends every entrypoint name
 
@@ -44,10 +48,39 @@ class StageSE:
         self.config = config
         self.stage_of = {channels: stage for stage, channels in enumerate(stage_channels)}
 
-    def __call__(self, channels: int, device: Any = None, dtype: Any = None) -> Optional[SELayer]:
+    def stage(self, channels: int) -> int:
+        """The stage whose blocks have ``channels`` out-channels."""
         if channels not in self.stage_of:
             raise ValueError(f'StageSE: no stage has {channels} out-channels; stages have {tuple(self.stage_of)}')
-        return self.config.make_layer(self.stage_of[channels], channels, device=device, dtype=dtype)
+        return self.stage_of[channels]
+
+    def __call__(self, channels: int, device: Any = None, dtype: Any = None) -> Optional[SELayer]:
+        stage = self.stage(channels)
+        if self.config.position != 'standard':  # placed after the build, by _place
+            return None
+        return self.config.make_layer(stage, channels, device=device, dtype=dtype)
+
+
+# The parts of timm's residual blocks, by name, for se_cfg positions other than 'standard'.
+LAYOUTS = {Bottleneck: BlockLayout(first_conv='conv1', last_norm='bn3', spatial_norm='bn2'),
+           BasicBlock: BlockLayout(first_conv='conv1', last_norm='bn2', spatial_norm=None)}
+
+
+def _place(model: nn.Module, stage_se: StageSE, variant: str) -> None:
+    """Install SE at ``se_cfg``'s position in every block of the stages that have it."""
+    config = stage_se.config
+    for block in model.modules():
+        layout = LAYOUTS.get(type(block))
+        if layout is None:
+            continue
+        stage = stage_se.stage(getattr(block, layout.last_norm).num_features)
+        if not config.enabled(stage):
+            continue
+        try:
+            channels = se_channels(block, config.position, layout)
+        except ValueError as err:
+            raise ValueError(f'{variant}: {err}') from None
+        install(block, config.position, config.make_layer(stage, channels, **factory_of(block, layout)), layout)
 
 
 # Architecture arguments, as timm's own entrypoints (resnet50d, resnext50_32x4d ...) set them.
@@ -76,9 +109,12 @@ def _create(variant: str, pretrained: bool, se_cfg: Optional[SECfg] = None, **kw
     channels = model_args.setdefault('channels', (64, 128, 256, 512))  # timm ResNet's default widths
     blocks = to_ntuple(len(channels))(model_args['block'])
     config = SEConfig.build(se_cfg or {}, owner=variant, num_stages=len(channels))
-    block_args['attn_layer'] = StageSE(config, [c * b.expansion for c, b in zip(channels, blocks)])
+    stage_se = StageSE(config, [c * b.expansion for c, b in zip(channels, blocks)])
+    block_args['attn_layer'] = stage_se
     model = build_model_with_cfg(ResNet, variant, pretrained, block_args=block_args,
                                  pretrained_filter_fn=timm_checkpoint_filter, **model_args)
+    if config.position != 'standard':
+        _place(model, stage_se, variant)
     for block in model.modules():  # SE follows the last norm of its block: the lean path
         if isinstance(block, (BasicBlock, Bottleneck)) and isinstance(block.se, SELayer):
             block.se.follow(block.bn3 if isinstance(block, Bottleneck) else block.bn2)
