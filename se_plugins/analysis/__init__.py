@@ -1,0 +1,11 @@
+"""See what SE learned: record excitations, aggregate them per class, switch SE off by stage.
+
+:mod:`.excitation` is plain PyTorch and works on any module with ``SELayer`` s;
+:mod:`.plots` (matplotlib), :mod:`.loading` (timm / MMPretrain, ImageFolder data) and
+:mod:`.report` (CSV, JSON, tables) serve ``tools/analysis/excitation.py`` and ``ablate.py``.
+"""
+from .excitation import (ExcitationRecorder, ExcitationStats, block_label, classes_to_plot, identity_gates,
+                         se_layers, stage_of)
+
+__all__ = ['ExcitationRecorder', 'ExcitationStats', 'block_label', 'classes_to_plot', 'identity_gates',
+           'se_layers', 'stage_of']

@@ -1,0 +1,166 @@
+"""A trained classifier and an ImageFolder for the analysis tools: MMPretrain config or timm model.
+
+``MODEL`` ending in ``.py`` is an MMPretrain config (built with mmengine, images through
+the config's test pipeline and the model's data preprocessor); anything else is a timm
+model name (images through timm's eval transform, sized as the checkpoint's training
+arguments say when ``tools/train_timm.py`` wrote it). Frameworks are imported lazily;
+importing ``se_plugins`` has already registered its models and ``se_cfg`` in both.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from ..convert import unwrap
+
+__all__ = ['Loaded', 'evaluate', 'load', 'subset']
+
+# Training arguments of tools/train_timm.py that decide the eval transform.
+_DATA_ARGS = ('img_size', 'input_size', 'crop_pct', 'mean', 'std', 'interpolation')
+
+
+@dataclass
+class Loaded:
+    """What the tools need: the module holding the SE layers, its logits, labelled images."""
+
+    model: nn.Module
+    logits: Callable[[torch.Tensor], torch.Tensor]
+    dataset: Dataset
+    class_names: List[str]
+
+
+def load(model: str, checkpoint: str, data: str, num_classes: Optional[int] = None,
+         img_size: Optional[int] = None, crop_pct: Optional[float] = None) -> Loaded:
+    """Build ``model`` with the weights of ``checkpoint`` (eval mode) and the ImageFolder ``data``.
+
+    Args:
+        model: An MMPretrain config (``*.py``) or a timm model name.
+        checkpoint: Its trained weights (mmengine, timm or plain state dict).
+        data: An ImageFolder root: ``DATA/<class>/<image>``.
+        num_classes: timm only; default: the checkpoint's training arguments, else the class folders.
+        img_size: timm only; default: the checkpoint's training arguments, else the model's.
+        crop_pct: timm only; as ``img_size``.
+    """
+    loaded = (_mmpretrain(model, checkpoint, data) if model.endswith('.py')
+              else _timm(model, checkpoint, data, num_classes, img_size, crop_pct))
+    loaded.model.eval()
+    return loaded
+
+
+def subset(dataset: Dataset, max_images: Optional[int]) -> Dataset:
+    """At most ``max_images`` images, evenly strided so that every class keeps its share."""
+    n = len(dataset)
+    if max_images is None or max_images >= n:
+        return dataset
+    if max_images < 1:
+        raise ValueError(f'--max-images must be >= 1; got {max_images}')
+    return Subset(dataset, torch.linspace(0, n - 1, max_images).round().long().tolist())
+
+
+def _read(checkpoint: str) -> Dict[str, Any]:
+    """The checkpoint object, loaded with ``weights_only`` (plus timm's saved ``args``)."""
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        return torch.load(checkpoint, map_location='cpu', weights_only=True)
+
+
+def _check_classes(num_outputs: int, class_names: List[str], data: str) -> None:
+    if num_outputs != len(class_names):
+        raise ValueError(f'--data {data!r} has {len(class_names)} class folders {class_names[:10]} but the '
+                         f'model predicts {num_outputs} classes; point --data at an ImageFolder of its classes')
+
+
+def _timm(name: str, checkpoint: str, data: str, num_classes: Optional[int], img_size: Optional[int],
+          crop_pct: Optional[float]) -> Loaded:
+    import timm
+    from timm.data import ImageDataset, create_transform, resolve_data_config
+
+    if not timm.is_model(name):
+        raise ValueError(f"MODEL {name!r} is neither an MMPretrain config (*.py) nor a timm model; "
+                         f"SE models: {timm.list_models('*_plugin')}")
+    saved = _read(checkpoint)
+    train_args = vars(saved.get('args') or argparse.Namespace())
+    dataset = ImageDataset(data)
+    class_names = sorted(dataset.reader.class_to_idx, key=dataset.reader.class_to_idx.get)
+    num_classes = num_classes or train_args.get('num_classes') or len(class_names)
+    model = timm.create_model(name, num_classes=num_classes, **(train_args.get('model_kwargs') or {}))
+    model.load_state_dict(unwrap(saved))
+    _check_classes(num_classes, class_names, data)
+    data_args = {k: train_args[k] for k in _DATA_ARGS if train_args.get(k) is not None}
+    data_args.update({k: v for k, v in dict(img_size=img_size, crop_pct=crop_pct).items() if v is not None})
+    dataset.transform = create_transform(**resolve_data_config(data_args, model=model))
+    return Loaded(model, model, dataset, class_names)
+
+
+class _PipelineImages(Dataset):
+    """An ImageFolder read through an MMPretrain test pipeline: ``(uint8 CHW tensor, label)``."""
+
+    def __init__(self, root: str, pipeline: Callable[[dict], dict]) -> None:
+        from torchvision.datasets import ImageFolder
+
+        self.folder = ImageFolder(root)  # sorted class folders, as MMPretrain's CustomDataset
+        self.pipeline = pipeline
+
+    def __len__(self) -> int:
+        return len(self.folder.samples)
+
+    def __getitem__(self, index: int) -> Any:
+        path, label = self.folder.samples[index]
+        return self.pipeline(dict(img_path=path))['inputs'], label
+
+
+def _mmpretrain(config: str, checkpoint: str, data: str) -> Loaded:
+    from mmengine.config import Config
+    from mmengine.dataset import Compose
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+
+    from ..engine import allow_mmengine_checkpoints
+
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    if cfg.get('data_preprocessor') is not None:  # as mmengine's Runner does
+        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    model = MODELS.build(cfg.model)
+    allow_mmengine_checkpoints()
+    model.load_state_dict(unwrap(_read(checkpoint)))
+    dataset = _PipelineImages(data, Compose(cfg.test_dataloader.dataset.pipeline))
+    num_outputs = getattr(getattr(model, 'head', None), 'num_classes', None)
+    if num_outputs is not None:
+        _check_classes(num_outputs, dataset.folder.classes, data)
+
+    def logits(images: torch.Tensor) -> torch.Tensor:
+        return model(model.data_preprocessor({'inputs': images}, False)['inputs'], mode='tensor')
+
+    return Loaded(model, logits, dataset, list(dataset.folder.classes))
+
+
+@torch.no_grad()
+def evaluate(loaded: Loaded, dataset: Dataset, batch_size: int = 50, desc: str = 'images',
+             on_batch: Optional[Callable[[torch.Tensor], None]] = None) -> Dict[str, float]:
+    """Top-1/top-5 accuracy (%) and mean cross-entropy of ``loaded`` on ``dataset``, with a progress bar.
+
+    ``on_batch(labels)`` runs after each batch's forward (e.g. to collect recorded gates).
+    """
+    from tqdm import tqdm
+
+    correct = {1: 0, 5: 0}
+    seen, loss = 0, 0.0
+    with tqdm(total=len(dataset), desc=desc, unit='img', dynamic_ncols=True) as bar:
+        for images, labels in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            logits = loaded.logits(images).float()
+            loss += nn.functional.cross_entropy(logits, labels, reduction='sum').item()
+            top = logits.topk(min(5, len(loaded.class_names)), dim=1).indices
+            hits = top == labels[:, None]
+            correct[1] += hits[:, 0].sum().item()
+            correct[5] += hits.any(1).sum().item()
+            seen += len(labels)
+            if on_batch is not None:
+                on_batch(labels)
+            bar.update(len(labels))
+    seen = max(seen, 1)
+    return {'images': seen, 'top1': 100.0 * correct[1] / seen, 'top5': 100.0 * correct[5] / seen, 'loss': loss / seen}

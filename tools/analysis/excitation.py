@@ -1,0 +1,83 @@
+"""See what SE learned: every SE block's excitations on a dataset, per class, plotted (the paper's Fig. 6).
+
+    python tools/analysis/excitation.py MODEL CHECKPOINT --data DIR --out-dir OUT
+        [--classes 0 3 7 ...] [--max-images N] [--batch-size 50] [--img-size 32] [--crop-pct 1.0]
+
+MODEL is an MMPretrain config (``*.py``) or a timm model name; DIR an ImageFolder
+(``DIR/<class>/<image>``) of the model's classes. OUT receives ``excitation_<block>.png``
+(mean gate per channel for a few classes and for all images), ``summary.png`` (how
+class-specific and how saturated each block is, across depth), ``overview.png`` (four
+blocks from first to last, and the summary), ``stats.csv`` and ``stats.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+from se_plugins.analysis import ExcitationRecorder, ExcitationStats, classes_to_plot
+from se_plugins.analysis.loading import evaluate, load, subset
+from se_plugins.analysis.plots import write_plots
+from se_plugins.analysis.report import format_table, write_csv, write_json
+
+COLUMNS = ('block', 'channels', 'mean_gate', 'gate_std', 'class_spread', 'class_specificity', 'saturation',
+           'frac_below_0.1', 'frac_above_0.9')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add('model', help='MMPretrain config (*.py) or timm model name (e.g. se_resnet18_plugin)')
+    add('checkpoint', help='trained weights')
+    add('--data', required=True, help='ImageFolder root: DATA/<class>/<image>')
+    add('--out-dir', required=True, help='folder for the plots and statistics')
+    add('--classes', nargs='+', help='class folder names to plot (default: 4 spread over the classes)')
+    add('--max-images', type=int, help='use at most N images, evenly strided over the dataset')
+    add('--batch-size', type=int, default=50)
+    add('--num-classes', type=int, help='timm: classes of the checkpoint (default: its training args)')
+    add('--img-size', type=int, help="timm: input size (default: the checkpoint's training args)")
+    add('--crop-pct', type=float, help="timm: centre-crop fraction (default: the checkpoint's training args)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Run the analysis; returns what ``stats.json`` holds."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f'--batch-size must be >= 1; got {args.batch_size}')
+    try:
+        loaded = load(args.model, args.checkpoint, args.data, args.num_classes, args.img_size, args.crop_pct)
+        dataset = subset(loaded.dataset, args.max_images)
+        classes = classes_to_plot(loaded.class_names, args.classes)
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    stats = ExcitationStats(len(loaded.class_names))
+    start = time.perf_counter()
+    with ExcitationRecorder(loaded.model) as recorder:
+        metrics = evaluate(loaded, dataset, args.batch_size, 'excitations',
+                           lambda labels: stats.update(recorder.pop(), labels))
+    seconds = time.perf_counter() - start
+    rows = stats.summaries()
+    out_dir = Path(args.out_dir)
+    written = write_plots(stats, loaded.class_names, classes, out_dir)
+    result = {
+        'model': args.model, 'checkpoint': args.checkpoint, 'data': args.data, **metrics,
+        'seconds': round(seconds, 2), 'classes': loaded.class_names,
+        'images_per_class': stats.counts.long().tolist(), 'blocks': rows,
+        'mean_gate_per_class': {row['block']: [None if v != v else v  # NaN: a class without images
+                                               for v in stats.class_means(row['module']).mean(1).tolist()]
+                                for row in rows},
+    }
+    written += [write_csv(out_dir / 'stats.csv', rows), write_json(out_dir / 'stats.json', result)]
+    print(format_table(rows, COLUMNS))
+    print(f"{metrics['images']} images, top-1 {metrics['top1']:.2f}%, {seconds:.1f} s; "
+          f'wrote {len(written)} files to {out_dir}', file=sys.stderr)
+    return result
+
+
+if __name__ == '__main__':
+    main()
