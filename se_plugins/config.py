@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
-from .layers.se_layer import EXCITATIONS, SQUEEZES, SELayer
+from .layers.se_layer import SELayer
 
 POSITIONS = ('standard', 'pre', 'post', 'identity', '3x3')  # see se_plugins.placement
 Ratio = Union[int, float]

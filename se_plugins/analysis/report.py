@@ -4,36 +4,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Dict, List, Sequence, Union
+from typing import Any, Dict, List, Sequence
+
+from ..io import PathLike, write_atomic
 
 __all__ = ['format_table', 'write_atomic', 'write_csv', 'write_json', 'write_text']
-
-PathLike = Union[str, Path]
-
-
-def write_atomic(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
-    """``write(file)`` to a temporary file beside ``path``, then ``os.replace`` it into place.
-
-    A reader sees the old file or the new one, never half of one. The file gets the
-    permissions an ordinary ``open`` would give it (``mkstemp`` makes it owner-only).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
 
 
 def write_text(path: PathLike, text: str) -> Path:
