@@ -59,17 +59,17 @@ def se_name(position: str) -> str:
     return f'se_{position}'
 
 
-def se_channels(block: nn.Module, position: str, layout: BlockLayout) -> int:
-    """The channels SE sees at ``position`` of ``block``.
+def se_channels(block: nn.Module, position: str, layout: BlockLayout, owner: str) -> int:
+    """The channels SE sees at ``position`` of ``block`` (a block of model ``owner``).
 
     Raises:
-        ValueError: for '3x3' on a block without a bottleneck.
+        ValueError: for '3x3' on a block without a bottleneck, naming ``owner``.
     """
     if position == 'pre':
         return getattr(block, layout.first_conv).in_channels
     if position == '3x3':
         if layout.spatial_norm is None:
-            raise ValueError(f"se_cfg position '3x3' needs bottleneck blocks (a 1x1-3x3-1x1 residual "
+            raise ValueError(f"{owner}: se_cfg position '3x3' needs bottleneck blocks (a 1x1-3x3-1x1 residual "
                              f'branch); {type(block).__name__} has none')
         return getattr(block, layout.spatial_norm).num_features
     return getattr(block, layout.last_norm).num_features
@@ -214,7 +214,7 @@ def install(block: nn.Module, position: str, se: SELayer, layout: BlockLayout,
             raise TypeError(f"se_cfg position 'identity' needs {type(block).__name__}.{layout.shortcut} "
                             f'to be None or an nn.Sequential; got {type(shortcut).__name__}')
         return f'{layout.shortcut}.se'
-    se_channels(block, position, layout)  # '3x3' on a block without one fails here
+    se_channels(block, position, layout, type(block).__name__)  # '3x3' on a block without one fails here
     name = name or se_name(position)
     block.add_module(name, se)
     if position == 'pre':

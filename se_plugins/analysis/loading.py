@@ -34,6 +34,19 @@ class Loaded:
     class_names: List[str]
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments every analysis tool takes: the model, its weights and the data."""
+    add = parser.add_argument
+    add('model', help='MMPretrain config (*.py) or timm model name (e.g. se_resnet18_plugin)')
+    add('checkpoint', help='trained weights')
+    add('--data', required=True, help='ImageFolder root: DATA/<class>/<image>')
+    add('--max-images', type=int, help='use at most N images, evenly strided over the dataset')
+    add('--batch-size', type=int, default=50)
+    add('--num-classes', type=int, help='timm: classes of the checkpoint (default: its training args)')
+    add('--img-size', type=int, help="timm: input size (default: the checkpoint's training args)")
+    add('--crop-pct', type=float, help="timm: centre-crop fraction (default: the checkpoint's training args)")
+
+
 def load(model: str, checkpoint: str, data: str, num_classes: Optional[int] = None,
          img_size: Optional[int] = None, crop_pct: Optional[float] = None) -> Loaded:
     """Build ``model`` with the weights of ``checkpoint`` (eval mode) and the ImageFolder ``data``.

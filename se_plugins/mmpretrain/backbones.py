@@ -96,11 +96,7 @@ def _add_se(backbone: ResNet, se_cfg: Mapping[str, Any]) -> None:
                 block.se_layer = nn.Identity()
             if not config.enabled(stage):
                 continue
-            try:
-                channels = se_channels(block, config.position, layout)
-            except ValueError as err:
-                raise ValueError(f'{owner}: {err}') from None
-            se = config.make_layer(stage, channels)
+            se = config.make_layer(stage, se_channels(block, config.position, layout, owner))
             if standard and norm is None:  # the block calls its se_layer itself
                 block.se_layer = se
             else:

@@ -76,10 +76,7 @@ def _place(model: nn.Module, stage_se: StageSE, variant: str) -> None:
         stage = stage_se.stage(getattr(block, layout.last_norm).num_features)
         if not config.enabled(stage):
             continue
-        try:
-            channels = se_channels(block, config.position, layout)
-        except ValueError as err:
-            raise ValueError(f'{variant}: {err}') from None
+        channels = se_channels(block, config.position, layout, variant)
         install(block, config.position, config.make_layer(stage, channels, **factory_of(block, layout)), layout)
 
 

@@ -15,7 +15,7 @@ import argparse
 from typing import Any, Dict, List, Optional, Sequence
 
 from se_plugins.analysis import identity_gates, se_layers, stage_of
-from se_plugins.analysis.loading import evaluate, load, subset
+from se_plugins.analysis.loading import add_model_arguments, evaluate, load, subset
 from se_plugins.analysis.report import format_table, write_csv
 
 COLUMNS = ('se_off', 'se_layers', 'se_params', 'se_params_pct', 'top1', 'top1_change', 'top5', 'top5_change',
@@ -25,17 +25,10 @@ COLUMNS = ('se_off', 'se_layers', 'se_params', 'se_params_pct', 'top1', 'top1_ch
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_model_arguments(parser)
     add = parser.add_argument
-    add('model', help='MMPretrain config (*.py) or timm model name (e.g. se_resnet18_plugin)')
-    add('checkpoint', help='trained weights')
-    add('--data', required=True, help='ImageFolder root: DATA/<class>/<image>')
     add('--stages', nargs='+', help='stages to switch off one at a time (default: every stage with SE)')
     add('--out', help='CSV file for the table')
-    add('--max-images', type=int, help='use at most N images, evenly strided over the dataset')
-    add('--batch-size', type=int, default=50)
-    add('--num-classes', type=int, help='timm: classes of the checkpoint (default: its training args)')
-    add('--img-size', type=int, help="timm: input size (default: the checkpoint's training args)")
-    add('--crop-pct', type=float, help="timm: centre-crop fraction (default: the checkpoint's training args)")
     return parser
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 from se_plugins.analysis import ExcitationRecorder, ExcitationStats, classes_to_plot
-from se_plugins.analysis.loading import evaluate, load, subset
+from se_plugins.analysis.loading import add_model_arguments, evaluate, load, subset
 from se_plugins.analysis.plots import write_plots
 from se_plugins.analysis.report import format_table, write_csv, write_json
 
@@ -29,17 +29,10 @@ COLUMNS = ('block', 'channels', 'mean_gate', 'gate_std', 'class_spread', 'class_
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_model_arguments(parser)
     add = parser.add_argument
-    add('model', help='MMPretrain config (*.py) or timm model name (e.g. se_resnet18_plugin)')
-    add('checkpoint', help='trained weights')
-    add('--data', required=True, help='ImageFolder root: DATA/<class>/<image>')
     add('--out-dir', required=True, help='folder for the plots and statistics')
     add('--classes', nargs='+', help='class folder names to plot (default: 4 spread over the classes)')
-    add('--max-images', type=int, help='use at most N images, evenly strided over the dataset')
-    add('--batch-size', type=int, default=50)
-    add('--num-classes', type=int, help='timm: classes of the checkpoint (default: its training args)')
-    add('--img-size', type=int, help="timm: input size (default: the checkpoint's training args)")
-    add('--crop-pct', type=float, help="timm: centre-crop fraction (default: the checkpoint's training args)")
     return parser
 
 
