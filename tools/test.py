@@ -1,0 +1,85 @@
+"""Test (and evaluate) a checkpoint of an MMPretrain config with mmengine's Runner.
+
+Same arguments as MMPretrain's ``tools/test.py``:
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE] [--cfg-options ...]
+        [--launcher {none,pytorch,slurm,mpi}]
+"""
+import argparse
+import os
+import os.path as osp
+from typing import Optional, Sequence
+
+import mmengine
+from mmengine.config import Config, DictAction
+from mmengine.evaluator import DumpResults
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import se_plugins  # noqa: F401  registers se_cfg and the SE models
+from se_plugins.engine import checks, setup
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line (MMPretrain's arguments)."""
+    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
+    parser.add_argument('--out', help='the file to write results to')
+    parser.add_argument('--out-item', choices=['metrics', 'pred'],
+                        help='write the metrics or the predictions (default) to --out')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, e.g. test_dataloader.batch_size=64')
+    parser.add_argument('--amp', action='store_true',
+                        help='enable automatic-mixed-precision test')
+    parser.add_argument('--no-pin-memory', action='store_true',
+                        help='disable pin_memory in dataloaders')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.out is None and args.out_item is not None:
+        parser.error('--out-item needs --out')
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Merge the command line into ``cfg`` as MMPretrain's tool does."""
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.amp:
+        checks.check_amp_device()
+        cfg.test_cfg.fp16 = True
+    if args.cfg_options is not None:
+        checks.check_cfg_options(cfg, args.cfg_options)
+        cfg.merge_from_dict(args.cfg_options)
+    checks.set_dataloader_defaults(cfg, ('test_dataloader', ), pin_memory=not args.no_pin_memory)
+    checks.check_data_roots(cfg, ('test_dataloader', ))
+    return cfg
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    """Build the Runner from the config, test the checkpoint and return the metrics."""
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
+    cfg = merge_args(Config.fromfile(args.config), args)
+    setup(cfg)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.register_hook(checks.DatasetCheckHook(), priority='VERY_HIGH')
+    if args.out and args.out_item in ('pred', None):
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    metrics = runner.test()
+    if args.out and args.out_item == 'metrics':
+        mmengine.dump(metrics, args.out)
+    return metrics
+
+
+if __name__ == '__main__':
+    main()

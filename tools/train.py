@@ -1,0 +1,94 @@
+"""Train an MMPretrain config with mmengine's Runner, SE support included.
+
+Same arguments as MMPretrain's ``tools/train.py``:
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+        [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
+"""
+import argparse
+import os
+import os.path as osp
+from typing import Optional, Sequence
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import se_plugins  # noqa: F401  registers se_cfg and the SE models
+from se_plugins.engine import checks, setup
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line (MMPretrain's arguments)."""
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from this checkpoint, or without a value from the latest '
+        'checkpoint in the work directory')
+    parser.add_argument('--amp', action='store_true',
+                        help='enable automatic-mixed-precision training')
+    parser.add_argument('--no-validate', action='store_true',
+                        help='do not evaluate checkpoints during training')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by the actual batch size')
+    parser.add_argument('--no-pin-memory', action='store_true',
+                        help='disable pin_memory in dataloaders')
+    parser.add_argument('--no-persistent-workers', action='store_true',
+                        help='disable persistent_workers in dataloaders')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, e.g. train_cfg.max_epochs=3 '
+        'model.backbone.se_cfg.ratio=8')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Merge the command line into ``cfg`` as MMPretrain's tool does."""
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        checks.check_amp_device()
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume is not None:  # 'auto': the latest checkpoint in work_dir
+        cfg.resume = True
+        cfg.load_from = None if args.resume == 'auto' else args.resume
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in (cfg.get('auto_scale_lr') or {}):
+            raise ValueError('--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=N) in '
+                             f'the config (N: the total batch size its lr is for); {args.config} '
+                             'has none')
+        cfg.auto_scale_lr.enable = True
+    if args.cfg_options is not None:
+        checks.check_cfg_options(cfg, args.cfg_options)
+        cfg.merge_from_dict(args.cfg_options)
+    checks.set_dataloader_defaults(cfg, ('train_dataloader', 'val_dataloader', 'test_dataloader'),
+                                   pin_memory=not args.no_pin_memory,
+                                   persistent_workers=not args.no_persistent_workers)
+    checks.check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
+    return cfg
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Build the Runner from the config and train."""
+    args = parse_args(argv)
+    cfg = merge_args(Config.fromfile(args.config), args)
+    setup(cfg)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.register_hook(checks.DatasetCheckHook(), priority='VERY_HIGH')
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
