@@ -26,6 +26,8 @@ def write_atomic(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
     try:
         with os.fdopen(fd, 'wb') as f:
             write(f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename makes it visible
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)

@@ -13,6 +13,8 @@ from unittest import mock
 import torch
 from mmengine.config import Config
 
+from ..io import write_atomic
+
 
 def history_buffer_method(owner: type, name: str) -> Callable[..., Any]:
     """``getattr`` as mmengine checkpoints use it, limited to ``HistoryBuffer``'s public methods.
@@ -75,9 +77,9 @@ def save_checkpoint_atomic(checkpoint: dict, filename: str,
                            backend_args: Optional[dict] = None) -> None:
     """``mmengine.runner.checkpoint.save_checkpoint`` that never leaves a truncated local file.
 
-    A local checkpoint is written to ``<filename>.tmp<pid>`` in the same folder, flushed to disk,
-    then renamed over ``filename`` (``os.replace`` is atomic within a filesystem). A kill
-    leaves either the previous file or the new one, never half of one. Other backends
+    A local checkpoint goes through :func:`se_plugins.io.write_atomic` (a temporary file in the
+    same folder, flushed to disk, then ``os.replace``d over ``filename``): a kill leaves either
+    the previous file or the new one, never half of one. Other backends
     (``s3://``, ``pavi://``, ...) go through mmengine unchanged.
     """
     from mmengine.fileio import LocalBackend, get_file_backend
@@ -87,17 +89,7 @@ def save_checkpoint_atomic(checkpoint: dict, filename: str,
             get_file_backend(filename, backend_args=backend_args), LocalBackend):
         _ORIGINAL_SAVE_CHECKPOINT(checkpoint, filename, file_client_args, backend_args)
         return
-    os.makedirs(os.path.dirname(os.path.abspath(filename)), exist_ok=True)
-    tmp = f'{filename}.tmp{os.getpid()}'
-    try:
-        with open(tmp, 'wb') as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filename)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomic(filename, lambda f: torch.save(checkpoint, f))
 
 
 def use_atomic_checkpoint_writes() -> None:
