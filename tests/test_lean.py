@@ -143,3 +143,21 @@ def test_timm_model_gradients_match_timm_seresnet50_and_keep_no_copy():
     assert torch.equal(ours.layer1[0].bn3.running_mean, theirs.layer1[0].bn3.running_mean)
     assert int(ours.layer4[2].bn3.num_batches_tracked) == 1
     assert b_ours / b_plain < 1.02 < 1.2 < b_theirs / b_plain
+
+
+def test_whole_timm_model_traces_scripts_and_exports():
+    timm = pytest.importorskip('timm')
+    ort = pytest.importorskip('onnxruntime')
+    torch.manual_seed(0)
+    model = timm.create_model('se_resnet18_plugin', num_classes=10).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        reference = model(x)
+        assert torch.equal(torch.jit.trace(model, x)(x), reference)
+    scriptable = timm.create_model('se_resnet18_plugin', num_classes=10, scriptable=True).eval()
+    scriptable.load_state_dict(model.state_dict())
+    assert torch.equal(torch.jit.script(scriptable)(x), reference)
+    buffer = io.BytesIO()
+    torch.onnx.export(model, (x,), buffer, opset_version=17, dynamo=False, input_names=['x'])
+    onnx_out = ort.InferenceSession(buffer.getvalue()).run(None, {'x': x.numpy()})[0]
+    assert abs(onnx_out - reference.numpy()).max() < 1e-4

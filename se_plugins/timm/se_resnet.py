@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import to_ntuple
+from timm.layers import is_scriptable, to_ntuple
 from timm.models import build_model_with_cfg, generate_default_cfgs, get_pretrained_cfg, register_model
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import nn
@@ -112,7 +112,9 @@ def _create(variant: str, pretrained: bool, se_cfg: Optional[SECfg] = None, **kw
                                  pretrained_filter_fn=timm_checkpoint_filter, **model_args)
     if config.position != 'standard':
         _place(model, stage_se, variant)
-    for block in model.modules():  # SE follows the last norm of its block: the lean path
+    # SE follows the last norm of its block (the lean path), except in a model built for TorchScript
+    # (timm's create_model(..., scriptable=True)), which cannot compile that Python hook.
+    for block in () if is_scriptable() else model.modules():
         if isinstance(block, (BasicBlock, Bottleneck)) and isinstance(block.se, SELayer):
             block.se.follow(block.bn3 if isinstance(block, Bottleneck) else block.bn2)
     return model
