@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -45,6 +45,20 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add('--num-classes', type=int, help='timm: classes of the checkpoint (default: its training args)')
     add('--img-size', type=int, help="timm: input size (default: the checkpoint's training args)")
     add('--crop-pct', type=float, help="timm: centre-crop fraction (default: the checkpoint's training args)")
+
+
+def load_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Tuple['Loaded', Dataset]:
+    """The model and the (subset of the) data that :func:`add_model_arguments`' arguments name.
+
+    Bad values end the program through ``parser.error``, naming what is wrong.
+    """
+    if args.batch_size < 1:
+        parser.error(f'--batch-size must be >= 1; got {args.batch_size}')
+    try:
+        loaded = load(args.model, args.checkpoint, args.data, args.num_classes, args.img_size, args.crop_pct)
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    return loaded, subset(loaded.dataset, args.max_images)
 
 
 def load(model: str, checkpoint: str, data: str, num_classes: Optional[int] = None,

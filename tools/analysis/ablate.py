@@ -15,7 +15,7 @@ import argparse
 from typing import Any, Dict, List, Optional, Sequence
 
 from se_plugins.analysis import identity_gates, se_layers, stage_of
-from se_plugins.analysis.loading import add_model_arguments, evaluate, load, subset
+from se_plugins.analysis.loading import add_model_arguments, evaluate, load_from_args
 from se_plugins.analysis.report import format_table, write_csv
 
 COLUMNS = ('se_off', 'se_layers', 'se_params', 'se_params_pct', 'top1', 'top1_change', 'top5', 'top5_change',
@@ -57,11 +57,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
     """Evaluate every ablation; returns the table's rows."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error(f'--batch-size must be >= 1; got {args.batch_size}')
+    loaded, dataset = load_from_args(parser, args)
     try:
-        loaded = load(args.model, args.checkpoint, args.data, args.num_classes, args.img_size, args.crop_pct)
-        dataset = subset(loaded.dataset, args.max_images)
         layers = se_layers(loaded.model)
         runs = ablations(list(layers), args.stages)
     except (ValueError, FileNotFoundError) as err:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 from se_plugins.analysis import ExcitationRecorder, ExcitationStats, classes_to_plot
-from se_plugins.analysis.loading import add_model_arguments, evaluate, load, subset
+from se_plugins.analysis.loading import add_model_arguments, evaluate, load_from_args
 from se_plugins.analysis.plots import write_plots
 from se_plugins.analysis.report import format_table, write_csv, write_json
 
@@ -40,11 +40,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Run the analysis; returns what ``stats.json`` holds."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error(f'--batch-size must be >= 1; got {args.batch_size}')
+    loaded, dataset = load_from_args(parser, args)
     try:
-        loaded = load(args.model, args.checkpoint, args.data, args.num_classes, args.img_size, args.crop_pct)
-        dataset = subset(loaded.dataset, args.max_images)
         classes = classes_to_plot(loaded.class_names, args.classes)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
