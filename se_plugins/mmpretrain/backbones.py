@@ -104,16 +104,17 @@ def _add_se(backbone: ResNet, se_cfg: Mapping[str, Any]) -> None:
     backbone._freeze_stages()  # the new SE layers of frozen stages freeze too
 
 
-def _takes_se_cfg(init: Callable[..., None]) -> Callable[..., None]:
-    """Wrap ``ResNet.__init__`` to take ``se_cfg``; a wrapped one is returned as is."""
+def takes_se_cfg(init: Callable[..., None], add_se: Callable[[nn.Module, Mapping[str, Any]], None]
+                 ) -> Callable[..., None]:
+    """Wrap a backbone's ``__init__`` to take ``se_cfg`` and apply ``add_se``; a wrapped one is kept."""
     if getattr(init, 'takes_se_cfg', False):
         return init
 
     @functools.wraps(init)
-    def __init__(self: ResNet, *args: Any, se_cfg: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> None:
+    def __init__(self: nn.Module, *args: Any, se_cfg: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
         if se_cfg is not None:
-            _add_se(self, se_cfg)
+            add_se(self, se_cfg)
 
     __init__.takes_se_cfg = True  # type: ignore[attr-defined]
     return __init__
@@ -153,7 +154,7 @@ def _accepts_se_cfg(cls: type) -> bool:
     return any(p.name == 'se_cfg' or p.kind is p.VAR_KEYWORD for p in params)
 
 
-ResNet.__init__ = _takes_se_cfg(ResNet.__init__)
+ResNet.__init__ = takes_se_cfg(ResNet.__init__, _add_se)
 MODELS.build_func = _check_se_cfg_target(MODELS.build_func)
 
 _ALL_DEFAULTS = MappingProxyType({})

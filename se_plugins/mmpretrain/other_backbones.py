@@ -18,16 +18,15 @@ Examples:
 """
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping
 
 import torch
 from mmpretrain.models.backbones.inception_v3 import (InceptionA, InceptionB, InceptionC, InceptionD, InceptionE,
                                                       InceptionV3)
 from mmpretrain.models.backbones.mobilenet_v2 import MobileNetV2
-from torch import nn
 
 from ..placement import add_se_after, output_channels
+from .backbones import takes_se_cfg
 
 INCEPTION_V3_STAGES = {InceptionA: 0, InceptionB: 0, InceptionC: 1, InceptionD: 1, InceptionE: 2}
 
@@ -51,22 +50,6 @@ def add_se_mobilenet_v2(backbone: MobileNetV2, se_cfg: Mapping[str, Any]) -> Non
     add_se_after(type(backbone).__name__, units, stages, [m.conv.out_channels for m in targets], se_cfg,
                  num_stages=len(layers), targets=targets)
     backbone._freeze_stages()  # the new SE layers of frozen stages freeze too
-
-
-def takes_se_cfg(init: Callable[..., None], add_se: Callable[[nn.Module, Mapping[str, Any]], None]
-                 ) -> Callable[..., None]:
-    """Wrap a backbone's ``__init__`` to take ``se_cfg`` and apply ``add_se``; a wrapped one is kept."""
-    if getattr(init, 'takes_se_cfg', False):
-        return init
-
-    @functools.wraps(init)
-    def __init__(self: nn.Module, *args: Any, se_cfg: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        if se_cfg is not None:
-            add_se(self, se_cfg)
-
-    __init__.takes_se_cfg = True  # type: ignore[attr-defined]
-    return __init__
 
 
 InceptionV3.__init__ = takes_se_cfg(InceptionV3.__init__, add_se_inception_v3)
