@@ -33,13 +33,13 @@ MM_VARIANTS = [dict(), dict(ratio=4), dict(squeeze_channels=12), dict(bias=False
 
 
 @pytest.mark.parametrize('kwargs', MM_VARIANTS, ids=str)
-def test_loads_mmpretrain_state_dict_strictly_with_identical_outputs(kwargs):
+def test_loads_mmpretrain_state_dict_strictly_with_the_same_outputs(kwargs):
     MMSELayer = pytest.importorskip('mmpretrain.models.utils').SELayer
     torch.manual_seed(0)
     theirs, ours = MMSELayer(64, **kwargs), SELayer(64, **kwargs)
     ours.load_state_dict(theirs.state_dict(), strict=True)
     x = torch.randn(2, 64, 5, 7)
-    assert torch.equal(ours(x), theirs(x))
+    assert (ours(x) - theirs(x)).abs().max().item() < 1e-6  # a matrix product for their 1x1 conv
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
 
 

@@ -151,7 +151,7 @@ def test_same_function_as_timm_seresnet18_after_key_rename():
     ours.load_state_dict(state, strict=True)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        assert (ours(x) - theirs(x)).abs().max().item() == 0.0
+        assert (ours(x) - theirs(x)).abs().max().item() < 1e-5
 
 
 def test_data_config_and_transforms():
