@@ -42,6 +42,7 @@ class BlockLayout:
 
     Attributes:
         first_conv: The residual branch's first conv (its input is the block input).
+        last_conv: The residual branch's last conv (its output is the last norm's input).
         last_norm: The residual branch's last norm (its output is added to the shortcut).
         spatial_norm: The norm after the bottleneck's 3x3 conv; ``None`` for blocks without one.
         shortcut: The shortcut projection, ``None`` on blocks with an identity shortcut;
@@ -49,6 +50,7 @@ class BlockLayout:
     """
 
     first_conv: str = 'conv1'
+    last_conv: str = 'conv3'
     last_norm: str = 'bn3'
     spatial_norm: Optional[str] = 'bn2'
     shortcut: str = 'downsample'
@@ -223,4 +225,6 @@ def install(block: nn.Module, position: str, se: SELayer, layout: BlockLayout,
         block.register_forward_hook(OutputGate(se))
     else:
         gate_norm(block, layout.last_norm if position == 'standard' else layout.spatial_norm, se)
+        if position == 'standard':
+            se.squeeze_from(getattr(block, layout.last_conv))
     return name

@@ -10,7 +10,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from .activation import ActCfg, build_activation
 from .make_divisible import make_divisible
-from .rescale import NormInput, RescaleAfterNorm
+from .rescale import (ConvInput, NormInput, RescaleAfterNorm, is_pointwise, norm_stats, saved_stats,
+                      squeeze_after_norm, used_batch_stats)
 
 EXCITATIONS = ('conv', 'linear')
 SQUEEZES = ('avg', 'max', 'avgmax')
@@ -122,6 +123,7 @@ class SELayer(nn.Module):
         self.return_weight = return_weight
         self.init_cfg = init_cfg
         self.pending: Optional[tuple] = None  # (norm, its input, its output), set by a followed norm
+        self.source: Optional[tuple] = None  # (conv, its input, its output), set by squeeze_from
         bias = bias != False  # noqa: E712  ('auto' means True: there is no norm layer)
         dd = dict(device=device, dtype=dtype)
         self.conv1: Optional[ConvAct] = None
@@ -147,11 +149,14 @@ class SELayer(nn.Module):
         return (f'channels={self.channels}, squeeze_channels={self.squeeze_channels}, '
                 f'excitation={self.excitation!r}, squeeze={self.squeeze!r}')
 
-    def pool(self, x: torch.Tensor) -> torch.Tensor:
-        """Squeeze: ``(N, C, *spatial) -> (N, C)``."""
+    def check_input(self, x: torch.Tensor) -> None:
         if x.dim() < 3 or x.shape[1] != self.channels:
             raise ValueError(f'SELayer: input must be (N, {self.channels}, *spatial) with 1-3 spatial dims; '
                              f'got shape {list(x.shape)}')
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """Squeeze: ``(N, C, *spatial) -> (N, C)``."""
+        self.check_input(x)
         flat = x.flatten(2)
         if self.squeeze == 'avg':
             return flat.mean(-1)
@@ -172,31 +177,56 @@ class SELayer(nn.Module):
             pending, self.pending = self.pending, None
             if pending is not None and pending[2] is x:
                 return self.forward_after_norm(x, pending[0], pending[1])
+            self.source = None
         w = self.excite(self.pool(x))
         for _ in range(x.dim() - 2):
             w = w.unsqueeze(-1)
         return w if self.return_weight else x * w
 
     @torch.jit.unused
-    def follow(self, norm: nn.Module) -> None:
+    def follow(self, norm: nn.Module, conv: Optional[nn.Module] = None) -> None:
         """Declare that this layer's input is always ``norm``'s output (the lean path).
 
         Where ``norm`` is a BatchNorm whose output goes only here, as in a residual
         block, ``x`` is rescaled in place and not kept for backward (see
         :mod:`se_plugins.layers.rescale`); the function computed is the same.
+        ``conv``, the layer before ``norm``, is passed on to :meth:`squeeze_from`.
         """
         norm.register_forward_hook(NormInput(self))
+        if conv is not None:
+            self.squeeze_from(conv)
+
+    @torch.jit.unused
+    def squeeze_from(self, conv: nn.Module) -> None:
+        """Declare that the followed norm's input is ``conv``'s output.
+
+        Where ``conv`` is pointwise (1x1, stride 1), the lean path squeezes through it: the
+        mean comes from the conv's input, a quarter of the block output in a bottleneck.
+        Other convs are ignored.
+        """
+        if is_pointwise(conv):
+            conv.register_forward_hook(ConvInput(self))
 
     @torch.jit.unused
     def forward_after_norm(self, x: torch.Tensor, norm: nn.Module, norm_input: torch.Tensor) -> torch.Tensor:
         """``forward(x)`` for ``x = norm(norm_input)``: in place and lean where that is safe."""
+        source, self.source = self.source, None
         lean = (not self.return_weight and self.squeeze == 'avg' and isinstance(norm, _BatchNorm)
                 and len(norm._forward_hooks) == 1  # no other hook holds the output we overwrite
                 and not torch.jit.is_tracing() and not torch.compiler.is_compiling())
         if not lean:
             return self.forward(x)
-        if torch.is_grad_enabled() and x.requires_grad:
+        self.check_input(x)
+        if source is not None and source[2] is not norm_input:
+            source = None
+        grad = torch.is_grad_enabled() and x.requires_grad
+        if used_batch_stats(norm):
+            stats = saved_stats(x)  # None where the norm saved none: recomputed in backward
+        else:  # the running statistics, as they are now
+            stats = norm_stats(norm, norm_input) if grad or source is not None else None
+        pooled = squeeze_after_norm(x, norm, stats, source)
+        if grad:
             params = tuple(p for p in self.parameters() if p.requires_grad)
-            return RescaleAfterNorm.apply(x, norm_input, norm, self.excite, *params)
-        w = self.excite(self.pool(x))
+            return RescaleAfterNorm.apply(x, norm_input, pooled, stats, norm, self.excite, *params)
+        w = self.excite(pooled)
         return x.mul_(w.view(w.shape + (1,) * (x.dim() - 2)))

@@ -66,11 +66,10 @@ def builds_se_blocks(cls: type) -> bool:
 
 
 # Block type -> its parts by name, for se_cfg positions other than 'standard'.
-LAYOUTS = {BasicBlock: BlockLayout(first_conv='conv1', last_norm='norm2', spatial_norm=None),
-           Bottleneck: BlockLayout(first_conv='conv1', last_norm='norm3', spatial_norm='norm2'),
-           ResNeXtBottleneck: BlockLayout(first_conv='conv1', last_norm='norm3', spatial_norm='norm2'),
-           SEBottleneck: BlockLayout(first_conv='conv1', last_norm='norm3', spatial_norm='norm2'),
-           SEResNeXtBottleneck: BlockLayout(first_conv='conv1', last_norm='norm3', spatial_norm='norm2')}
+BOTTLENECK = BlockLayout(first_conv='conv1', last_conv='conv3', last_norm='norm3', spatial_norm='norm2')
+LAYOUTS = {BasicBlock: BlockLayout(first_conv='conv1', last_conv='conv2', last_norm='norm2', spatial_norm=None),
+           Bottleneck: BOTTLENECK, ResNeXtBottleneck: BOTTLENECK, SEBottleneck: BOTTLENECK,
+           SEResNeXtBottleneck: BOTTLENECK}
 
 
 def _add_se(backbone: ResNet, se_cfg: Mapping[str, Any]) -> None:

@@ -62,8 +62,8 @@ class StageSE:
 
 
 # The parts of timm's residual blocks, by name, for se_cfg positions other than 'standard'.
-LAYOUTS = {Bottleneck: BlockLayout(first_conv='conv1', last_norm='bn3', spatial_norm='bn2'),
-           BasicBlock: BlockLayout(first_conv='conv1', last_norm='bn2', spatial_norm=None)}
+LAYOUTS = {Bottleneck: BlockLayout(first_conv='conv1', last_conv='conv3', last_norm='bn3', spatial_norm='bn2'),
+           BasicBlock: BlockLayout(first_conv='conv1', last_conv='conv2', last_norm='bn2', spatial_norm=None)}
 
 
 def _place(model: nn.Module, stage_se: StageSE, variant: str) -> None:
@@ -116,7 +116,8 @@ def _create(variant: str, pretrained: bool, se_cfg: Optional[SECfg] = None, **kw
     # (timm's create_model(..., scriptable=True)), which cannot compile that Python hook.
     for block in () if is_scriptable() else model.modules():
         if isinstance(block, (BasicBlock, Bottleneck)) and isinstance(block.se, SELayer):
-            block.se.follow(block.bn3 if isinstance(block, Bottleneck) else block.bn2)
+            layout = LAYOUTS[type(block)]
+            block.se.follow(getattr(block, layout.last_norm), getattr(block, layout.last_conv))
     return model
 
 
