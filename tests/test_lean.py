@@ -165,7 +165,7 @@ def test_timm_model_gradients_match_timm_seresnet50_and_keep_no_copy():
     ours.load_state_dict(from_timm_native(theirs.state_dict()))
     plain = timm.create_model('resnet50', num_classes=10)
     theirs, ours, plain = (m.double().train() for m in (theirs, ours, plain))
-    x = torch.randn(4, 3, 64, 64, dtype=torch.float64)  # layers 1-2 squeeze through conv3
+    x = torch.randn(4, 3, 64, 64, dtype=torch.float64)  # layer1 squeezes through conv3
     (y_theirs, b_theirs), (y_ours, b_ours), (_, b_plain) = (saved_bytes(m, x) for m in (theirs, ours, plain))
     assert relative(y_ours, y_theirs) < 1e-12
     y_theirs.square().sum().backward()

@@ -3,8 +3,10 @@
     python tools/analysis/benchmark.py [--models ...] [--batch-size 8] [--device cpu|cuda]
         [--amp] [--channels-last] [--compile] [--threads 1 2] [--repeats 10]
 
-All models are timed in one interleaved run (model A, B, C, A, B, C, ...), so machine noise
-hits them alike; the table gives medians, the spread (interquartile range) and ratios.
+All models are timed in one interleaved run (rounds of A, B, C; each round starts one model
+later: B, C, A), so machine noise hits them alike. The table gives per-model medians and
+spread (interquartile range); each ratio is the median over rounds of the ratio of the two
+models' times in the same round, which cancels the machine's slow drifts.
 "Saved" is the activation memory autograd keeps for backward in one training forward
 (distinct storages, parameters excluded, from ``torch.autograd.graph.saved_tensors_hooks``); "peak" is CUDA's peak.
 Model names: timm names (``resnet50``, ``seresnet50``, ``se_resnet50_plugin``) and
@@ -83,9 +85,12 @@ def make_step(model: nn.Module, x: torch.Tensor, train: bool, amp: bool) -> Call
 
 
 def time_interleaved(steps: Dict[str, Callable[[], None]], repeats: int, warmup: int, cuda: bool) -> Dict[str, List[float]]:
+    """Per model, its time in each round (rounds rotate the order, so no model always follows another)."""
     times: Dict[str, List[float]] = {name: [] for name in steps}
+    names = list(steps)
     for i in range(warmup + repeats):
-        for name, step in steps.items():
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            step = steps[name]
             if cuda:
                 torch.cuda.synchronize()
             start = time.perf_counter()
@@ -101,6 +106,11 @@ def framework(name: str) -> str:
     return 'mm' if name.startswith('mm:') else 'timm'
 
 
+def paired_ratio(a: List[float], b: List[float]) -> float:
+    """The median over rounds of ``a / b``, both timed in the same round."""
+    return statistics.median(x / y for x, y in zip(a, b))
+
+
 def report(title: str, times: Dict[str, List[float]], batch: int, extra: Dict[str, str]) -> None:
     med = {name: statistics.median(ts) for name, ts in times.items()}
     refs = [r for r in ('seresnet50', 'mm:SEResNet-50') if r in med]
@@ -111,8 +121,8 @@ def report(title: str, times: Dict[str, List[float]], batch: int, extra: Dict[st
         q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
         plain = PLAIN[framework(name)]
         row = [name, f'{med[name] * 1e3:.1f}', f'{(q[2] - q[0]) * 1e3:.1f}', f'{batch / med[name]:.1f}',
-               f'{med[name] / med[plain]:.3f}' if plain in med else '-']
-        row += [f'{med[name] / med[r]:.3f}' for r in refs] + [extra[k].get(name, '-') for k in extra]
+               f'{paired_ratio(ts, times[plain]):.3f}' if plain in med else '-']
+        row += [f'{paired_ratio(ts, times[r]):.3f}' for r in refs] + [extra[k].get(name, '-') for k in extra]
         print('| ' + ' | '.join(row) + ' |')
 
 
