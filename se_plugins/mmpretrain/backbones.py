@@ -65,7 +65,7 @@ def builds_se_blocks(cls: type) -> bool:
             and all(isinstance(arch, tuple) and arch[0] in LAST_NORM for arch in cls.arch_settings.values()))
 
 
-# Block type -> its parts by name, for se_cfg positions other than 'standard'.
+# Block type -> its parts by name: where SE goes for each se_cfg position, and what it squeezes through.
 BOTTLENECK = BlockLayout(first_conv='conv1', last_conv='conv3', last_norm='norm3', spatial_norm='norm2')
 LAYOUTS = {BasicBlock: BlockLayout(first_conv='conv1', last_conv='conv2', last_norm='norm2', spatial_norm=None),
            Bottleneck: BOTTLENECK, ResNeXtBottleneck: BOTTLENECK, SEBottleneck: BOTTLENECK,

@@ -61,7 +61,7 @@ class StageSE:
         return self.config.make_layer(stage, channels, device=device, dtype=dtype)
 
 
-# The parts of timm's residual blocks, by name, for se_cfg positions other than 'standard'.
+# The parts of timm's residual blocks, by name: where SE goes for each se_cfg position, and what it follows.
 LAYOUTS = {Bottleneck: BlockLayout(first_conv='conv1', last_conv='conv3', last_norm='bn3', spatial_norm='bn2'),
            BasicBlock: BlockLayout(first_conv='conv1', last_conv='conv2', last_norm='bn2', spatial_norm=None)}
 
