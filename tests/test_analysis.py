@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import copy
 import doctest
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from scripts import load_script
 from se_plugins.analysis import ExcitationRecorder, ExcitationStats, identity_gates, se_layers, stage_of
 from se_plugins.layers import SELayer
 
@@ -26,10 +26,7 @@ TINY = dict(channels=(8, 16, 32, 64), zero_init_last=False)  # residual branches
 
 
 def load_tool(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f'analysis_{name}', ROOT / 'tools' / 'analysis' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/analysis/{name}.py')
 
 
 def force_gate(se: SELayer, gate: torch.Tensor) -> None:

@@ -1,16 +1,13 @@
 """tools/analysis/benchmark.py: its timing bookkeeping, and one tiny run of the whole table."""
-import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location('benchmark', ROOT / 'tools' / 'analysis' / 'benchmark.py')
-benchmark = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(benchmark)
+from scripts import ROOT, load_script
+
+benchmark = load_script('tools/analysis/benchmark.py')
 
 
 def test_rounds_rotate_and_ratios_pair_rounds():

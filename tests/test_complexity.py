@@ -1,17 +1,12 @@
 """tools/analysis/complexity.py: fvcore's counts, SE included, for timm and MMPretrain models."""
-import importlib.util
-from pathlib import Path
-
 import torch
 from torch import nn
 
+from scripts import load_script
 from se_plugins import SELayer
 
 torch.set_num_threads(1)
-spec = importlib.util.spec_from_file_location(
-    'complexity', Path(__file__).resolve().parents[1] / 'tools' / 'analysis' / 'complexity.py')
-complexity = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(complexity)
+complexity = load_script('tools/analysis/complexity.py')
 
 
 def test_counts_every_part_of_se():

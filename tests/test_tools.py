@@ -5,7 +5,6 @@ each run takes seconds; most of a run's time is importing the frameworks.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -23,6 +22,7 @@ import torch
 
 pytest.importorskip('mmpretrain')
 
+from scripts import load_script  # noqa: E402
 from se_plugins.data import prepare_digits  # noqa: E402
 from se_plugins.engine import allow_mmengine_checkpoints  # noqa: E402
 
@@ -101,11 +101,8 @@ def train(config: Path, work_dir: Path, *extra: str, **kwargs) -> subprocess.Com
 
 
 def load_tool(name: str) -> ModuleType:
-    """Import ``tools/<name>.py`` (the tools are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f'se_tools_{name}', ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Import ``tools/<name>.py``."""
+    return load_script(f'tools/{name}.py')
 
 
 def state_dict(checkpoint: Path) -> Dict[str, torch.Tensor]:

@@ -1,5 +1,4 @@
 """tools/train_timm.py: one tiny epoch end to end, atomic checkpoints, and clear errors before training."""
-import importlib.util
 import os
 import re
 import subprocess
@@ -12,6 +11,7 @@ import yaml
 
 timm = pytest.importorskip('timm')
 import se_plugins  # noqa: E402,F401  (registers the models for the checks in this process)
+from scripts import load_script  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / 'tools' / 'train_timm.py'
@@ -21,10 +21,7 @@ CLASSES = ('circle', 'square', 'stripe')
 
 @pytest.fixture(scope='module')
 def train_timm():
-    spec = importlib.util.spec_from_file_location('train_timm', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/train_timm.py')
 
 
 @pytest.fixture(scope='module')
