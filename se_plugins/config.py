@@ -32,6 +32,9 @@ class SEConfig:
             addition and its ReLU), ``'identity'`` (on the shortcut) or ``'3x3'`` (after
             the bottleneck's 3x3 conv and its norm); see :mod:`se_plugins.placement`.
         stages: Which stages get SE, one bool per stage; ``None`` means all.
+        memory: ``'lean'`` (default): SE right after a BatchNorm keeps the norm's input
+            instead of a copy of its output for backward, wherever that is exact (see
+            :mod:`se_plugins.layers.rescale`); ``'plain'``: always the plain ``x * gate``.
     """
 
     ratio: Union[Ratio, Tuple[Ratio, ...]] = 16
@@ -43,6 +46,7 @@ class SEConfig:
     bias: Union[bool, str] = 'auto'
     position: str = 'standard'
     stages: Optional[Tuple[bool, ...]] = None
+    memory: str = 'lean'
 
     @classmethod
     def build(cls, se_cfg: Union['SEConfig', Mapping[str, Any]], owner: str,
@@ -94,7 +98,8 @@ class SEConfig:
         """Keyword arguments of ``SELayer`` for stage ``stage`` (0-based)."""
         ratio = self.ratio[stage] if isinstance(self.ratio, tuple) else self.ratio
         return dict(ratio=ratio, divisor=self.divisor, squeeze_channels=self.squeeze_channels,
-                    squeeze=self.squeeze, excitation=self.excitation, act_cfg=self.act_cfg, bias=self.bias)
+                    squeeze=self.squeeze, excitation=self.excitation, act_cfg=self.act_cfg, bias=self.bias,
+                    memory=self.memory)
 
     def make_layer(self, stage: int, channels: int, **factory: Any) -> Optional[SELayer]:
         """The SE layer for a block of ``stage`` with ``channels`` channels, or ``None``."""

@@ -1,39 +1,49 @@
-"""Where SE sits in a residual block: the paper's integration strategies, installed with hooks.
+"""Where SE goes: the paper's integration strategies, as attributes of SE-capable blocks.
 
-Hu et al. (TPAMI 2019, Sec. 6.5, Fig. 5) compare five places for SE in a residual block:
+Hu et al. (TPAMI 2019, Sec. 6.5, Fig. 5) compare five places for SE in a residual block.
+Each adapter gives its framework's residual blocks an SE-capable subclass whose own
+``forward`` calls SE at each place (the attribute is ``None`` where se_cfg puts none), and
+hands that subclass to the framework's builder. SE is therefore an ordinary submodule:
+in the module tree, in the block's forward order, in FX, TorchScript and exported graphs.
 
 ============  ==============================================  ======================  =============
-position      SE rescales                                     installed as            channels
+position      SE rescales                                     attribute               channels
 ============  ==============================================  ======================  =============
-'standard'    the residual branch, after its last norm,       forward hook on the     out
-              before the addition                             last norm
-'pre'         the residual branch's input (the shortcut       forward pre-hook on     in
-              still gets the block input unchanged)           the branch's first conv
-'post'        the block output, after the addition and        forward hook on the     out
-              its ReLU                                        block
+'standard'    the residual branch, after its last norm,       ``se`` (timm),          out
+              before the addition                             ``se_layer`` (MMPre.)
+'pre'         the residual branch's input (the shortcut       ``se_pre``              in
+              still gets the block input unchanged)
+'post'        the block output, after the addition and        ``se_post``             out
+              its activation
 'identity'    the shortcut, parallel to the residual branch   ``downsample.se``: the  out
               (after the projection where there is one)       shortcut's last module
-'3x3'         the output of the spatial 3x3 conv's norm,      forward hook on the     bottleneck
-              before its ReLU (bottleneck blocks only)        3x3's norm              width
+'3x3'         the output of the spatial 3x3 conv's norm,      ``se_3x3``              bottleneck
+              before its activation (bottleneck blocks only)                          width
 ============  ==============================================  ======================  =============
 
-This module knows no framework: each adapter names its blocks' parts in a
-:class:`BlockLayout`. Hooks are small module-level classes, so ``copy.deepcopy``
-(mmengine's EMA) and pickling map them to the copied SE layers. Where SE directly
-follows a BatchNorm whose output goes nowhere else ('standard', '3x3'), the hook
-calls :meth:`SELayer.forward_after_norm`, the memory-lean path.
+After a norm ('standard', '3x3') the block calls ``se(norm(z), z, norm)``, which lets
+:class:`~se_plugins.layers.SELayer` take its memory-lean rescale where that is exact.
+
+Units without a residual branch (Inception modules, a depthwise conv) get SE on their
+output through :func:`rescale_output`, which gives the unit an SE-applying subclass of
+its own type (from a table the adapter writes, one subclass per unit type).
 """
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Mapping, Optional, Sequence
 
-import torch
 from torch import nn
 
-from .config import POSITIONS, SEConfig
+from .config import SEConfig
 from .layers.se_layer import SELayer
+
+# Inception-v3 (timm and MMPretrain name its modules alike): module -> (se_cfg stage = grid size
+# 35, 17 or 8, output channels), so that SE layers are built without a probe forward.
+INCEPTION_V3_UNITS = {'Mixed_5b': (0, 256), 'Mixed_5c': (0, 288), 'Mixed_5d': (0, 288), 'Mixed_6a': (0, 768),
+                      'Mixed_6b': (1, 768), 'Mixed_6c': (1, 768), 'Mixed_6d': (1, 768), 'Mixed_6e': (1, 768),
+                      'Mixed_7a': (1, 1280), 'Mixed_7b': (2, 2048), 'Mixed_7c': (2, 2048)}
 
 
 @dataclass(frozen=True)
@@ -41,24 +51,18 @@ class BlockLayout:
     """The attribute names of a residual block's parts, as one framework names them.
 
     Attributes:
+        standard: The attribute that holds SE at the 'standard' position.
         first_conv: The residual branch's first conv (its input is the block input).
-        last_conv: The residual branch's last conv (its output is the last norm's input).
-        last_norm: The residual branch's last norm (its output is added to the shortcut).
-        spatial_norm: The norm after the bottleneck's 3x3 conv; ``None`` for blocks without one.
-        shortcut: The shortcut projection, ``None`` on blocks with an identity shortcut;
-            the block must call ``self.<shortcut>(x)`` on its shortcut when it is not ``None``.
+        spatial_conv: The bottleneck's 3x3 conv; ``None`` for blocks without one.
+        last_conv: The residual branch's last conv.
+        shortcut: The shortcut projection (``None`` on blocks with an identity shortcut).
     """
 
+    standard: str
     first_conv: str = 'conv1'
+    spatial_conv: Optional[str] = 'conv2'
     last_conv: str = 'conv3'
-    last_norm: str = 'bn3'
-    spatial_norm: Optional[str] = 'bn2'
     shortcut: str = 'downsample'
-
-
-def se_name(position: str) -> str:
-    """The default block attribute that holds SE at ``position`` ('identity': see :func:`install`)."""
-    return f'se_{position}'
 
 
 def se_channels(block: nn.Module, position: str, layout: BlockLayout, owner: str) -> int:
@@ -70,161 +74,114 @@ def se_channels(block: nn.Module, position: str, layout: BlockLayout, owner: str
     if position == 'pre':
         return getattr(block, layout.first_conv).in_channels
     if position == '3x3':
-        if layout.spatial_norm is None:
+        if layout.spatial_conv is None:
             raise ValueError(f"{owner}: se_cfg position '3x3' needs bottleneck blocks (a 1x1-3x3-1x1 residual "
                              f'branch); {type(block).__name__} has none')
-        return getattr(block, layout.spatial_norm).num_features
-    return getattr(block, layout.last_norm).num_features
+        return getattr(block, layout.spatial_conv).out_channels
+    return getattr(block, layout.last_conv).out_channels
 
 
-def factory_of(block: nn.Module, layout: BlockLayout) -> dict:
-    """``device``/``dtype`` keywords that make a new SE layer match ``block``'s last norm."""
-    weight = getattr(getattr(block, layout.last_norm), 'weight', None)
+def factory_of(module: nn.Module) -> dict:
+    """``device``/``dtype`` keywords that make a new SE layer match ``module``'s first parameter."""
+    weight = next(module.parameters(), None)
     return {} if weight is None else dict(device=weight.device, dtype=weight.dtype)
 
 
-class NormGate:
-    """Forward hook of a norm: returns ``se(output)``, computed from the norm's input and output."""
+class SEPlan:
+    """``se_cfg`` for the residual blocks of one network: the SE layers each block gets.
 
-    def __init__(self, se: SELayer) -> None:
-        self.se = se
+    SE-capable blocks take it as a constructor argument (``se_plan``) and call
+    :meth:`install` at the end of their ``__init__``.
 
-    def __call__(self, norm: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
-        if torch.jit.is_tracing():  # the same function, traced in the SE layer's own scope (FLOP counters)
-            return self.se(output)
-        return self.se.forward_after_norm(output, norm, args[0])
-
-
-class KeepNormGate:
-    """Forward pre-hook of a block: keeps a :class:`NormGate` on the block's current ``norm``.
-
-    mmengine's Runner swaps norm modules (``revert_sync_batchnorm``, ``convert_sync_batchnorm``);
-    the new norm has no hooks, so the gate is attached again here rather than silently lost.
+    Args:
+        config: The validated ``se_cfg``.
+        stage_channels: Block out-channels of each stage, in order: they tell a block's stage.
+        owner: The model or backbone name, for error messages.
     """
 
-    def __init__(self, se: nn.Module, norm: str) -> None:
-        self.gate, self.norm = NormGate(se), norm
+    def __init__(self, config: SEConfig, stage_channels: Sequence[int], owner: str) -> None:
+        if len(set(stage_channels)) != len(stage_channels):
+            raise ValueError(f'{owner}: stage out-channels must differ to identify stages; '
+                             f'got {tuple(stage_channels)}')
+        self.config, self.owner = config, owner
+        self.stage_of: Mapping[int, int] = {channels: stage for stage, channels in enumerate(stage_channels)}
 
-    def __call__(self, block: nn.Module, args: Any) -> None:
-        norm = getattr(block, self.norm)
-        if self.gate not in norm._forward_hooks.values():
-            norm.register_forward_hook(self.gate)
+    @classmethod
+    def for_stage(cls, config: SEConfig, stage: int, channels: int, owner: str) -> 'SEPlan':
+        """The plan for the blocks of stage ``stage`` only, whose out-channels are ``channels``."""
+        plan = cls(config, [channels], owner)
+        plan.stage_of = {channels: stage}
+        return plan
+
+    def stage(self, channels: int) -> int:
+        """The stage whose blocks have ``channels`` out-channels."""
+        if channels not in self.stage_of:
+            raise ValueError(f'{self.owner}: no stage has {channels} out-channels; '
+                             f'stages have {tuple(self.stage_of)}')
+        return self.stage_of[channels]
+
+    def install(self, block: nn.Module, layout: BlockLayout) -> None:
+        """Give ``block`` the SE layer se_cfg puts at its position (none in disabled stages).
+
+        The layer becomes ``block.se_<position>`` (``se_pre``, ``se_3x3``, ``se_post``), or
+        the layout's 'standard' attribute; the block sets them all to ``None`` first. 'identity' SE is
+        appended to the shortcut as ``downsample.se`` (a block without a projection gets
+        ``downsample = Sequential(se=se)``), so the shortcut's own keys stay as they are.
+        """
+        position = self.config.position
+        stage = self.stage(getattr(block, layout.last_conv).out_channels)
+        channels = se_channels(block, position, layout, self.owner)  # '3x3' on a basic block fails here
+        se = self.config.make_layer(stage, channels, **factory_of(block))
+        if se is None:
+            return
+        if position == 'identity':
+            shortcut = getattr(block, layout.shortcut)
+            if shortcut is None:
+                setattr(block, layout.shortcut, nn.Sequential(OrderedDict(se=se)))
+            elif isinstance(shortcut, nn.Sequential):
+                shortcut.add_module('se', se)
+            else:
+                raise TypeError(f"{self.owner}: se_cfg position 'identity' needs {type(block).__name__}."
+                                f'{layout.shortcut} to be None or an nn.Sequential; got {type(shortcut).__name__}')
+        else:
+            setattr(block, layout.standard if position == 'standard' else f'se_{position}', se)
 
 
-class InputGate:
-    """Forward pre-hook of a module: rescales its first input with ``se``."""
+def rescale_output(unit: nn.Module, se: SELayer, se_types: Mapping[type, type]) -> None:
+    """Make ``unit`` apply ``se`` to its output, held as ``unit.se``.
 
-    def __init__(self, se: SELayer) -> None:
-        self.se = se
+    ``se_types`` maps the unit's type to its SE subclass, whose ``forward`` is the unit's
+    with ``self.se`` applied to the result; the unit becomes an instance of it (same state,
+    one more submodule), so SE shows in the module tree and in traced graphs.
 
-    def __call__(self, module: nn.Module, args: Tuple[Any, ...]) -> Tuple[Any, ...]:
-        return (self.se(args[0]),) + tuple(args[1:])
-
-
-class OutputGate:
-    """Forward hook of a module: rescales its output with ``se``."""
-
-    def __init__(self, se: SELayer) -> None:
-        self.se = se
-
-    def __call__(self, module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
-        return self.se(output)
-
-
-def after(module: nn.Module, se: SELayer, holder: Optional[nn.Module] = None, name: str = 'se') -> None:
-    """Rescale ``module``'s output with ``se``, held as ``holder.<name>`` (default ``module.<name>``).
-
-    For SE after a whole unit (an Inception module) or after one layer of it (the depthwise
-    conv of an inverted residual, the up-projection of an Inception-ResNet block).
+    Raises:
+        TypeError: if ``se_types`` has no subclass for the unit's type.
     """
-    (module if holder is None else holder).add_module(name, se)
-    module.register_forward_hook(OutputGate(se))
+    cls = se_types.get(type(unit))
+    if cls is None:
+        raise TypeError(f'no SE subclass of {type(unit).__name__}; known: {[t.__name__ for t in se_types]}')
+    unit.__class__ = cls
+    unit.se = se
 
 
 def add_se_after(owner: str, units: Sequence[nn.Module], stages: Sequence[int], channels: Sequence[int],
-                 se_cfg: Optional[Union[SEConfig, Mapping[str, Any]]], num_stages: int = 3,
-                 targets: Optional[Sequence[nn.Module]] = None) -> None:
-    """Give each of ``units`` an SE layer (``unit.se``) that rescales the output of its target.
+                 se_cfg: Any, se_types: Mapping[type, type], num_stages: int = 3) -> None:
+    """SE on the output of each of ``units`` (Inception modules, depthwise convs), as ``se_cfg`` says.
 
     Args:
         owner: The model or backbone name, for error messages.
-        units: The modules that hold the SE layers.
+        units: The modules whose outputs SE rescales.
         stages: The se_cfg stage of each unit.
-        channels: The channels SE sees in each unit.
+        channels: The output channels of each unit.
         se_cfg: The ``se_cfg`` (``None``: the defaults).
+        se_types: Unit type -> its SE subclass (see :func:`rescale_output`).
         num_stages: Stages of per-stage se_cfg values.
-        targets: The module whose output SE rescales, per unit (default: the unit itself).
     """
     config = SEConfig.build(se_cfg or {}, owner=owner, num_stages=num_stages)
     if config.position != 'standard':
         raise ValueError(f"{owner}: se_cfg 'position' must be 'standard' (SE after each unit); "
                          f'got {config.position!r}')
-    for i, (unit, stage, width) in enumerate(zip(units, stages, channels)):
-        se = config.make_layer(stage, width)
+    for unit, stage, width in zip(units, stages, channels):
+        se = config.make_layer(stage, width, **factory_of(unit))
         if se is not None:
-            after(unit if targets is None else targets[i], se, holder=unit)
-
-
-def output_channels(model: nn.Module, modules: Sequence[nn.Module], *inputs: Any) -> List[int]:
-    """The output channels of each of ``modules``, read from one forward of ``model`` (in eval mode)."""
-    channels: Dict[nn.Module, int] = {}
-
-    def record(module: nn.Module, args: Any, output: torch.Tensor) -> None:
-        channels[module] = output.shape[1]
-
-    handles = [m.register_forward_hook(record) for m in modules]
-    training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(*inputs)
-    finally:
-        model.train(training)
-        for handle in handles:
-            handle.remove()
-    return [channels[m] for m in modules]
-
-
-def gate_norm(block: nn.Module, norm: str, se: SELayer) -> None:
-    """Rescale the output of ``block.<norm>`` with ``se``, lean, and keep it so across norm swaps."""
-    keep = KeepNormGate(se, norm)
-    block.register_forward_pre_hook(keep)
-    keep(block, ())
-
-
-def install(block: nn.Module, position: str, se: SELayer, layout: BlockLayout,
-            name: Optional[str] = None) -> str:
-    """Put ``se`` into ``block`` at ``position``; returns the name of its module in the block.
-
-    ``se`` becomes ``block.<name>`` (default ``se_<position>``, e.g. ``se_pre``, ``se_3x3``),
-    except at 'identity', where it is appended to the shortcut as ``downsample.se`` (a block
-    without a projection gets ``downsample = Sequential(se=se)``), so that the shortcut's
-    own keys (``downsample.0``, ``downsample.1``) stay as they are.
-
-    Raises:
-        ValueError: for an unknown position, or '3x3' on a block without a bottleneck.
-    """
-    if position not in POSITIONS:
-        raise ValueError(f"se_cfg 'position' must be one of {POSITIONS}; got {position!r}")
-    if position == 'identity':
-        shortcut = getattr(block, layout.shortcut)
-        if shortcut is None:
-            setattr(block, layout.shortcut, nn.Sequential(OrderedDict(se=se)))
-        elif isinstance(shortcut, nn.Sequential):
-            shortcut.add_module('se', se)
-        else:
-            raise TypeError(f"se_cfg position 'identity' needs {type(block).__name__}.{layout.shortcut} "
-                            f'to be None or an nn.Sequential; got {type(shortcut).__name__}')
-        return f'{layout.shortcut}.se'
-    se_channels(block, position, layout, type(block).__name__)  # '3x3' on a block without one fails here
-    name = name or se_name(position)
-    block.add_module(name, se)
-    if position == 'pre':
-        getattr(block, layout.first_conv).register_forward_pre_hook(InputGate(se))
-    elif position == 'post':
-        block.register_forward_hook(OutputGate(se))
-    else:
-        gate_norm(block, layout.last_norm if position == 'standard' else layout.spatial_norm, se)
-        if position == 'standard':
-            se.squeeze_from(getattr(block, layout.last_conv))
-    return name
+            rescale_output(unit, se, se_types)

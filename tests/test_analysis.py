@@ -59,7 +59,7 @@ def test_records_a_forced_gate(excitation: str) -> None:
 
 @pytest.mark.parametrize('grad', [False, True])
 def test_records_the_lean_path_of_timm_models(grad: bool) -> None:
-    """Inside the models SE runs in place after the norm (forward_after_norm): still recorded."""
+    """Inside the models SE after a norm takes the lean rescale: the gates are still recorded."""
     model = tiny_timm()
     gate = torch.full((16,), 0.25)
     force_gate(model.layer2[1].se, gate)

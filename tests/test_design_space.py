@@ -186,7 +186,7 @@ INCEPTION_LIKE = {  # model, an SE, the module whose input is that SE's output, 
     'mmpretrain-InceptionV3': (lambda: MODELS.build(dict(type='InceptionV3', num_classes=10, se_cfg=dict())),
                                'Mixed_6e.se', 'Mixed_7a', 11),
     'mmpretrain-MobileNetV2': (lambda: MODELS.build(dict(type='MobileNetV2', se_cfg=dict())),
-                               'layer2.0.se', 'layer2.0.conv.2', 17),
+                               'layer2.0.conv.1.se', 'layer2.0.conv.2', 17),
 }
 
 
@@ -206,16 +206,17 @@ def test_se_after_each_unit(kind):
 def test_se_inception_resnet_v2_rescales_the_residual_branch():
     model = timm.create_model('se_inception_resnet_v2_plugin', num_classes=10)
     block = model.repeat[0]
-    seen = record_se(model, 'repeat.0.se', 'repeat.0.act')
+    seen = record_se(model, 'repeat.0.conv2d.se', 'repeat.0.act')
     block.register_forward_pre_hook(lambda m, a: seen.update(block_in=a[0]))
-    block.conv2d.register_forward_hook(lambda m, a, out: seen.update(branch=out), prepend=True)
+    block.conv2d.register_forward_pre_hook(lambda m, a: seen.update(branch_in=a[0]))
     model.eval()
     with torch.no_grad():
         model(torch.randn(1, 3, 75, 75))
-    assert seen['se_in'] is seen['branch']  # SE gets the branch's up-projection ...
+        branch = F.conv2d(seen['branch_in'], block.conv2d.weight, block.conv2d.bias)
+    torch.testing.assert_close(seen['se_in'], branch)  # SE gets the branch's up-projection ...
     torch.testing.assert_close(seen['next_in'], seen['se_out'] * block.scale + seen['block_in'])  # ... before the sum
     assert sum(isinstance(m, SELayer) for m in model.modules()) == 40
-    assert [model.get_submodule(n).se.channels for n in ('repeat.0', 'repeat_1.0', 'block8')] == [320, 1088, 2080]
+    assert [model.get_submodule(n).conv2d.se.channels for n in ('repeat.0', 'repeat_1.0', 'block8')] == [320, 1088, 2080]
 
 
 @pytest.mark.parametrize('name', ['se_inception_v3_plugin', 'se_inception_resnet_v2_plugin'])

@@ -2,10 +2,9 @@
 
 Everything works on any ``nn.Module`` that contains :class:`~se_plugins.layers.SELayer` s
 (a timm model, an MMPretrain classifier, your own network) through forward hooks on the
-layer that produces each gate (``conv2``/``fc2``, whose output is the ``(N, C)`` gate).
-That layer runs on every path an ``SELayer`` takes (``forward``, the in-place
-``forward_after_norm`` of the models, ``return_weight``), whereas a hook on the
-``SELayer`` itself may never fire, and a hook on a norm would turn the lean path off.
+layer that produces each gate (``conv2``/``fc2``, whose output is the ``(N, C)`` gate):
+that output is the gate itself on every path an ``SELayer`` takes (the plain and the
+memory-lean rescale, ``return_weight``).
 
 Examples:
     >>> from torch import nn

@@ -1,41 +1,59 @@
 """SE's rescale after a BatchNorm, without keeping the BatchNorm's output for backward.
 
-``SELayer`` computes ``y = x * w(mean(x))``. Autograd keeps ``x``, a full-size copy of
-the block output, only for ``dL/dw = sum(dL/dy * x)``. When ``x = bn(z)``, ``x`` is a
+``SELayer`` computes ``y = x * w``, ``w = excite(mean(x))``. For ``dL/dw = sum(dL/dy * x)``
+autograd keeps ``x``, a full-size copy of the block output. When ``x = bn(z)``, ``x`` is a
 per-channel affine map of ``z``, which the BatchNorm keeps anyway; so
 
     sum(g * x) = gamma * sum(g * zhat) + beta * sum(g),  zhat = (z - mean) * rstd,
 
-and ``x`` can be rescaled in place. ``mean`` and ``rstd`` are the statistics the
-BatchNorm used: in training, read from its autograd node (not recomputed); the
-BatchNorm is not run again, so its running statistics update once per step. The two
-sums take one pass over ``g`` and ``z``; one more pass writes the input gradient.
+and :class:`RescaleAfterNorm` keeps ``z`` instead of ``x``: the activation memory of SE
+after a norm becomes that of the plain network. It owns the statistics it uses: the batch
+statistics are computed from ``z`` in backward (nothing is read from the norm's autograd
+node, nothing of the norm is run again), and the running ones are saved as the norm saves them.
+The norm's own forward runs as usual, so its hooks, running statistics and checkpointing
+behave as in a stock model.
+
+:func:`normalised_by` decides, from what autograd recorded, whether ``x`` is exactly one
+BatchNorm of ``z`` (no hook or in-place write since); every other case takes the plain
+``x * w``. Double backward (gradient penalties, ``torch.func``) differentiates the
+reconstruction ``F.batch_norm(z, ...)``, which equals ``x``.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
-Excite = Callable[[torch.Tensor], torch.Tensor]
+# Exact types: SyncBatchNorm (global statistics) and other subclasses take the plain path.
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+# What autograd records for one batch_norm call on CPU, CUDA (cuDNN) and ROCm (MIOpen).
+BATCH_NORM_NODES = ('NativeBatchNormBackward0', 'CudnnBatchNormBackward0', 'MiopenBatchNormBackward0')
 Stats = Tuple[torch.Tensor, torch.Tensor]
 
 
-def used_batch_stats(norm: _BatchNorm) -> bool:
+def used_batch_stats(norm: nn.Module) -> bool:
     """Whether ``norm`` normalises with the batch's statistics (as ``_BatchNorm.forward`` decides)."""
     return norm.training or (norm.running_mean is None and norm.running_var is None)
 
 
-def saved_stats(x: torch.Tensor) -> Optional[Stats]:
-    """``(mean, rstd)`` that a CPU/CUDA BatchNorm saved for backward when it computed ``x``, or None."""
+def normalised_by(x: torch.Tensor, z: torch.Tensor, norm: Any) -> bool:
+    """Whether autograd recorded ``x`` as one plain BatchNorm of ``z``, written to by nothing since.
+
+    A hook that replaced or rescaled the norm's output, in place or not, or a backward
+    hook on the norm, leaves another node on ``x``; a norm of another type (SyncBatchNorm,
+    GroupNorm ...) fails the type test.
+    """
     node = x.grad_fn
-    if type(node).__name__ != 'NativeBatchNormBackward0':
-        return None
-    mean, rstd = node._saved_result1, node._saved_result2  # save_mean, save_invstd
-    return (mean, rstd) if mean.numel() == x.shape[1] == rstd.numel() else None
+    if type(norm) not in BATCH_NORMS or node is None or type(node).__name__ not in BATCH_NORM_NODES:
+        return False
+    source = node.next_functions[0][0]
+    if z.grad_fn is not None:
+        return source is z.grad_fn
+    if z.requires_grad:  # a leaf: its AccumulateGrad node
+        return getattr(source, 'variable', None) is z
+    return source is None
 
 
 def accumulation(dtype: torch.dtype) -> torch.dtype:
@@ -43,42 +61,13 @@ def accumulation(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
-def norm_stats(norm: _BatchNorm, z: torch.Tensor) -> Stats:
-    """``(mean, rstd)``, shaped ``(C,)``, with which ``norm`` normalises ``z``."""
+def batch_stats(z: torch.Tensor, eps: float) -> Stats:
+    """``(mean, rstd)`` of ``z`` per channel over the batch and spatial dims, as BatchNorm computes them."""
     acc = accumulation(z.dtype)
-    if used_batch_stats(norm):
-        flat = z.flatten(2)
-        mean = flat.mean(-1, dtype=acc).mean(0)
-        mean_sq = torch.linalg.vector_norm(flat, dim=-1, dtype=acc).square().mean(0) / flat.shape[-1]
-        var = (mean_sq - mean.square()).clamp_min(0)
-    else:
-        mean, var = norm.running_mean.to(acc, copy=True), norm.running_var.to(acc)
-    return mean, torch.rsqrt(var + norm.eps)
-
-
-@torch.no_grad()  # the caller routes the gradient of the mean itself (RescaleAfterNorm)
-def squeeze_after_norm(x: torch.Tensor, norm: _BatchNorm, stats: Optional[Stats],
-                       source: Optional[tuple]) -> torch.Tensor:
-    """``x.mean(spatial)`` for ``x = norm(z)``, read through ``z = conv(h)`` where that reads less.
-
-    ``source`` is ``(conv, h, z)`` of a pointwise conv (see ``SELayer.squeeze_from``). The mean
-    of a 1x1 convolution is the convolution of the mean, so the mean of the block output comes
-    from ``h``, which has a quarter of the channels in a bottleneck, and the norm's statistics.
-    In ResNet-50 at batch 8 and 224x224, stages 1 and 2 squeeze so (stage 1: 0.13 ms instead
-    of 0.97 ms at one thread); in stages 3 and 4 conv3's weight outweighs the map.
-    """
-    if source is not None and stats is not None:
-        conv, h = source[0], source[1]
-        (n, c), c_in, length = x.shape[:2], h.shape[1], x[0, 0].numel()
-        # Elements read either way; a weight element of this thin matrix product costs about 8 map elements.
-        if n * length * (c - c_in) > 8 * c * c_in and h.dtype == x.dtype == conv.weight.dtype:
-            h_mean = h.flatten(2).mean(-1)
-            z_mean = F.linear(h_mean, conv.weight.flatten(1), conv.bias)
-            mean, rstd = stats
-            zhat = (z_mean - mean) * rstd
-            pooled = zhat if norm.weight is None else zhat * norm.weight
-            return (pooled if norm.bias is None else pooled + norm.bias).to(x.dtype)
-    return x.flatten(2).mean(-1)
+    flat = z.flatten(2)
+    mean = flat.mean(-1, dtype=acc).mean(0)
+    mean_sq = torch.linalg.vector_norm(flat, dim=-1, dtype=acc).square().mean(0) / flat.shape[-1]
+    return mean, torch.rsqrt((mean_sq - mean.square()).clamp_min(0) + eps)
 
 
 def channel_sums(g: torch.Tensor, z: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor) -> Stats:
@@ -97,72 +86,61 @@ def channel_sums(g: torch.Tensor, z: torch.Tensor, mean: torch.Tensor, rstd: tor
     return (torch.linalg.vecdot(gf, zf) - mean * gs) * rstd, gs
 
 
+def expand_gate(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The gate ``w`` ``(N, C)`` shaped ``(N, C, 1, ...)`` to broadcast over ``x``'s spatial dims."""
+    for _ in range(x.dim() - 2):
+        w = w.unsqueeze(-1)
+    return w
+
+
+
 class RescaleAfterNorm(torch.autograd.Function):
-    """``x * excite(mean(x))`` in place, for ``x = norm(z)``; params are the excitation's."""
+    """``x * w`` for ``x = norm(z)``, keeping ``z`` (which the norm keeps) instead of ``x``.
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, z: torch.Tensor, pooled: torch.Tensor, stats: Optional[Stats],
-                norm: _BatchNorm, excite: Excite, *params: torch.Tensor) -> torch.Tensor:
-        pooled = pooled.detach().requires_grad_()
-        with torch.enable_grad():
-            w = excite(pooled)  # a small graph over (pooled, params), kept for backward
-        ctx.pooled, ctx.w, ctx.params = pooled, w, params
-        ctx.norm, ctx.batch_stats, ctx.stats = norm, used_batch_stats(norm), stats  # None: recomputed
-        ctx.save_for_backward(z)
-        ctx.mark_dirty(x)
-        return x.mul_(w.detach().view(w.shape + (1,) * (x.dim() - 2)))
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (z,) = ctx.saved_tensors
-        norm = ctx.norm
-        if ctx.stats is None:
-            training = norm.training
-            norm.training = ctx.batch_stats
-            try:
-                ctx.stats = norm_stats(norm, z)
-            finally:
-                norm.training = training
-        g_zhat, g_sum = channel_sums(grad, z, *ctx.stats)
-        gamma = 1.0 if norm.weight is None else norm.weight.detach().to(g_zhat.dtype)
-        beta = 0.0 if norm.bias is None else norm.bias.detach().to(g_zhat.dtype)
-        grad_w = (gamma * g_zhat + beta * g_sum).to(ctx.w.dtype)  # sum(grad * x), per (n, c)
-        grad_pooled, *grad_params = torch.autograd.grad(ctx.w, (ctx.pooled, *ctx.params), grad_w)
-        shape = grad_w.shape + (1,) * (grad.dim() - 2)
-        spatial = grad[0, 0].numel()
-        grad_x = torch.addcmul(grad_pooled.view(shape) / spatial, grad, ctx.w.detach().view(shape))
-        return (grad_x, None, None, None, None, None, *grad_params)
-
-
-class NormInput:
-    """Forward hook of a BatchNorm that tells the SE layer after it what the norm's input was.
-
-    ``SELayer.follow(norm)`` registers it; a class (not a closure) so that
-    ``copy.deepcopy`` of a model maps it to the copied SE layer.
+    Inputs: ``x`` ``(N, C, *spatial)``, the gate ``w`` ``(N, C)``, ``z``, the norm's
+    ``weight`` and ``bias`` (or None), its running statistics (None when it normalises
+    with batch statistics), ``eps`` and whether batch statistics are used. Tensors are
+    saved as the norm saves them: one changed in place before backward fails there.
+    Gradients go to ``x`` and ``w``; those of ``z``, ``weight`` and ``bias`` travel through
+    ``x`` and the norm's own backward.
     """
 
-    def __init__(self, se: nn.Module) -> None:
-        self.se = se
+    generate_vmap_rule = True  # torch.func.vmap (per-sample gradients)
 
-    def __call__(self, norm: nn.Module, args: Tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        self.se.pending = (norm, args[0], output)
+    @staticmethod
+    def forward(x: torch.Tensor, w: torch.Tensor, z: torch.Tensor, weight: Optional[torch.Tensor],
+                bias: Optional[torch.Tensor], running_mean: Optional[torch.Tensor],
+                running_var: Optional[torch.Tensor], eps: float, batch: bool) -> torch.Tensor:
+        return x * expand_gate(w, x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+        _, w, z, weight, bias, running_mean, running_var, ctx.eps, ctx.batch = inputs
+        ctx.save_for_backward(w, z, weight, bias, running_mean, running_var)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor):
+        w, z, weight, bias, running_mean, running_var = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: differentiable in z, weight and bias
+            x = F.batch_norm(z, running_mean, running_var, weight, bias, ctx.batch, 0.0, ctx.eps)
+            grad_w = (g * x).flatten(2).sum(-1)
+        else:
+            with torch.no_grad():
+                if ctx.batch:
+                    mean, rstd = batch_stats(z, ctx.eps)
+                else:
+                    acc = accumulation(z.dtype)
+                    mean, rstd = running_mean.to(acc), torch.rsqrt(running_var.to(acc) + ctx.eps)
+                g_zhat, g_sum = channel_sums(g, z, mean, rstd)
+                gamma = 1.0 if weight is None else weight.to(g_zhat.dtype)
+                beta = 0.0 if bias is None else bias.to(g_zhat.dtype)
+                grad_w = gamma * g_zhat + beta * g_sum
+        grad_x = g * expand_gate(w, g)
+        return grad_x, grad_w.to(w.dtype), None, None, None, None, None, None, None
 
 
-class ConvInput:
-    """Forward hook of a pointwise conv before the followed norm: keeps ``(conv, input, output)``.
-
-    ``SELayer.squeeze_from(conv)`` registers it (see :func:`squeeze_after_norm`).
-    """
-
-    def __init__(self, se: nn.Module) -> None:
-        self.se = se
-
-    def __call__(self, conv: nn.Module, args: Tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        self.se.source = (conv, args[0], output)
-
-
-def is_pointwise(conv: nn.Module) -> bool:
-    """Whether ``conv`` is a 1x1 convolution with stride 1, no padding and one group."""
-    return (isinstance(conv, nn.modules.conv._ConvNd) and not conv.transposed and conv.groups == 1
-            and all(k == 1 for k in conv.kernel_size) and all(s == 1 for s in conv.stride)
-            and (conv.padding == 'valid' or all(p == 0 for p in conv.padding)))
+def rescale_after_norm(x: torch.Tensor, w: torch.Tensor, z: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+    """``x * w`` for ``x = norm(z)`` (see :func:`normalised_by`), keeping no copy of ``x`` for backward."""
+    batch = used_batch_stats(norm)
+    running = (None, None) if batch else (norm.running_mean, norm.running_var)  # as the norm saves them
+    return RescaleAfterNorm.apply(x, w, z, norm.weight, norm.bias, *running, norm.eps, batch)

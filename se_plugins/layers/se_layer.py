@@ -6,15 +6,16 @@ from typing import Any, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from .activation import ActCfg, build_activation
 from .make_divisible import make_divisible
-from .rescale import (ConvInput, NormInput, RescaleAfterNorm, is_pointwise, norm_stats, saved_stats,
-                      squeeze_after_norm, used_batch_stats)
+from .rescale import expand_gate, normalised_by, rescale_after_norm
+
+torch.fx.wrap('expand_gate')  # one node in FX graphs: its loop depends on the input's rank
 
 EXCITATIONS = ('conv', 'linear')
 SQUEEZES = ('avg', 'max', 'avgmax')
+MEMORY = ('lean', 'plain')
 
 
 class ConvAct(nn.Module):
@@ -84,6 +85,10 @@ class SELayer(nn.Module):
         squeeze: ``'avg'`` (global average pooling), ``'max'`` or ``'avgmax'``
             (the mean of both).
         return_weight: Return the gate, shaped ``(N, C, 1, ...)``, instead of ``x * gate``.
+        memory: ``'lean'`` (default): where the block hands SE the norm's input
+            (``se(norm(z), z, norm)``) and the norm is a BatchNorm, keep ``z`` rather than a
+            copy of ``x`` for backward (see :mod:`se_plugins.layers.rescale`); the numbers
+            are the same. ``'plain'``: always ``x * gate``.
         init_cfg: Accepted for MMPretrain compatibility and kept as an attribute.
         device: Device of the parameters.
         dtype: Dtype of the parameters.
@@ -98,7 +103,7 @@ class SELayer(nn.Module):
                  divisor: int = 8, bias: Union[bool, str] = 'auto', conv_cfg: Optional[dict] = None,
                  act_cfg: Union[ActCfg, Sequence[ActCfg]] = (dict(type='ReLU'), dict(type='Sigmoid')),
                  excitation: str = 'conv', squeeze: str = 'avg', return_weight: bool = False,
-                 init_cfg: Any = None, device: Any = None, dtype: Any = None) -> None:
+                 memory: str = 'lean', init_cfg: Any = None, device: Any = None, dtype: Any = None) -> None:
         super().__init__()
         _check_positive('channels', channels)
         if squeeze_channels is None:
@@ -112,6 +117,7 @@ class SELayer(nn.Module):
             raise ValueError(f"SELayer: 'conv_cfg' must be None or dict(type='Conv2d'); got {conv_cfg!r}")
         self.excitation = _check_choice('excitation', excitation, EXCITATIONS)
         self.squeeze = _check_choice('squeeze', squeeze, SQUEEZES)
+        self.memory = _check_choice('memory', memory, MEMORY)
         if isinstance(act_cfg, (dict, str, type)):
             act_cfg = (act_cfg, act_cfg)
         if not isinstance(act_cfg, Sequence) or len(act_cfg) != 2:
@@ -122,8 +128,6 @@ class SELayer(nn.Module):
         self.squeeze_channels = squeeze_channels
         self.return_weight = return_weight
         self.init_cfg = init_cfg
-        self.pending: Optional[tuple] = None  # (norm, its input, its output), set by a followed norm
-        self.source: Optional[tuple] = None  # (conv, its input, its output), set by squeeze_from
         bias = bias != False  # noqa: E712  ('auto' means True: there is no norm layer)
         dd = dict(device=device, dtype=dtype)
         self.conv1: Optional[ConvAct] = None
@@ -147,16 +151,19 @@ class SELayer(nn.Module):
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, squeeze_channels={self.squeeze_channels}, '
-                f'excitation={self.excitation!r}, squeeze={self.squeeze!r}')
+                f'excitation={self.excitation!r}, squeeze={self.squeeze!r}, memory={self.memory!r}')
 
+    @torch.jit.unused
     def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``ValueError`` unless ``x`` is ``(N, channels, *spatial)`` (not while tracing)."""
+        if isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing():
+            return
         if x.dim() < 3 or x.shape[1] != self.channels:
             raise ValueError(f'SELayer: input must be (N, {self.channels}, *spatial) with 1-3 spatial dims; '
                              f'got shape {list(x.shape)}')
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         """Squeeze: ``(N, C, *spatial) -> (N, C)``."""
-        self.check_input(x)
         flat = x.flatten(2)
         if self.squeeze == 'avg':
             return flat.mean(-1)
@@ -172,61 +179,32 @@ class SELayer(nn.Module):
             return self.fc2(self.fc1(s))
         raise RuntimeError('SELayer has no excitation layers')
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, norm_input: Optional[torch.Tensor] = None, norm: Any = None) -> torch.Tensor:
+        """``x * gate(x)`` (or the gate, with ``return_weight``).
+
+        Args:
+            x: ``(N, C, *spatial)``.
+            norm_input: Where ``x = norm(norm_input)``, as in a residual block after its last
+                norm: with ``memory='lean'`` and a BatchNorm, the rescale keeps
+                ``norm_input`` (which the norm keeps anyway) instead of a copy of ``x``.
+                Whether ``x`` really is that norm's output is checked, not assumed.
+            norm: The norm module that made ``x``.
+        """
         if not torch.jit.is_scripting():
-            pending, self.pending = self.pending, None
-            if pending is not None and pending[2] is x:
-                return self.forward_after_norm(x, pending[0], pending[1])
-            self.source = None
-        w = self.excite(self.pool(x))
-        for _ in range(x.dim() - 2):
-            w = w.unsqueeze(-1)
+            self.check_input(x)
+            if norm_input is not None and self.lean_applies(x, norm_input, norm):
+                return rescale_after_norm(x, self.excite(self.pool(x)), norm_input, norm)
+        w = expand_gate(self.excite(self.pool(x)), x)
         return w if self.return_weight else x * w
 
     @torch.jit.unused
-    def follow(self, norm: nn.Module, conv: Optional[nn.Module] = None) -> None:
-        """Declare that this layer's input is always ``norm``'s output (the lean path).
+    def lean_applies(self, x: torch.Tensor, norm_input: torch.Tensor, norm: Any) -> bool:
+        """Whether ``x * gate`` can keep ``norm_input`` instead of ``x`` with the same numbers.
 
-        Where ``norm`` is a BatchNorm whose output goes only here, as in a residual
-        block, ``x`` is rescaled in place and not kept for backward (see
-        :mod:`se_plugins.layers.rescale`); the function computed is the same.
-        ``conv``, the layer before ``norm``, is passed on to :meth:`squeeze_from`.
+        Only in eager autograd (traced, compiled and FX graphs take the plain formula) and
+        only where autograd recorded ``x`` as one plain BatchNorm of ``norm_input``.
         """
-        norm.register_forward_hook(NormInput(self))
-        if conv is not None:
-            self.squeeze_from(conv)
-
-    @torch.jit.unused
-    def squeeze_from(self, conv: nn.Module) -> None:
-        """Declare that the followed norm's input is ``conv``'s output.
-
-        Where ``conv`` is pointwise (1x1, stride 1), the lean path squeezes through it: the
-        mean comes from the conv's input, a quarter of the block output in a bottleneck.
-        Other convs are ignored.
-        """
-        if is_pointwise(conv):
-            conv.register_forward_hook(ConvInput(self))
-
-    @torch.jit.unused
-    def forward_after_norm(self, x: torch.Tensor, norm: nn.Module, norm_input: torch.Tensor) -> torch.Tensor:
-        """``forward(x)`` for ``x = norm(norm_input)``: in place and lean where that is safe."""
-        source, self.source = self.source, None
-        lean = (not self.return_weight and self.squeeze == 'avg' and isinstance(norm, _BatchNorm)
-                and len(norm._forward_hooks) == 1  # no other hook holds the output we overwrite
-                and not torch.jit.is_tracing() and not torch.compiler.is_compiling())
-        if not lean:
-            return self.forward(x)
-        self.check_input(x)
-        if source is not None and source[2] is not norm_input:
-            source = None
-        grad = torch.is_grad_enabled() and x.requires_grad
-        if used_batch_stats(norm):
-            stats = saved_stats(x)  # None where the norm saved none: recomputed in backward
-        else:  # the running statistics, as they are now
-            stats = norm_stats(norm, norm_input) if grad or source is not None else None
-        pooled = squeeze_after_norm(x, norm, stats, source)
-        if grad:
-            params = tuple(p for p in self.parameters() if p.requires_grad)
-            return RescaleAfterNorm.apply(x, norm_input, pooled, stats, norm, self.excite, *params)
-        w = self.excite(pooled)
-        return x.mul_(w.view(w.shape + (1,) * (x.dim() - 2)))
+        return (self.memory == 'lean' and not self.return_weight and torch.is_grad_enabled()
+                and not isinstance(x, torch.fx.Proxy) and x.requires_grad
+                and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
+                and normalised_by(x, norm_input, norm))

@@ -1,12 +1,15 @@
-"""``se_cfg`` on MMPretrain's ResNet family, and SE backbone names MMPretrain lacks.
+"""``se_cfg`` on MMPretrain's ResNet family: SE-capable subclasses registered under the stock names.
 
-Importing this module wraps ``ResNet.__init__`` once: it takes ``se_cfg`` (default
-``None``: the stock network, untouched). With an ``se_cfg`` each residual block gets
-``se_layer`` after its last norm, before the addition (``position='standard'``; other
-positions: :mod:`se_plugins.placement`): under MMPretrain's
-``SEBottleneck`` key names, so stock SEResNet/SEResNeXt checkpoints load strictly into
-``ResNet``/``ResNeXt`` + ``se_cfg``. On ``SEResNet``/``SEResNeXt`` an ``se_cfg``
-replaces their built-in SE layers (their ``se_ratio`` must then stay at 16).
+``ResNet``, ``ResNetV1c``, ``ResNetV1d``, ``ResNeXt``, ``ResNet_CIFAR``, ``SEResNet`` and
+``SEResNeXt`` in MMPretrain's ``MODELS`` become subclasses of the stock classes that take
+``se_cfg`` (default ``None``: the stock network, built by the stock code, untouched). With an
+``se_cfg`` the backbone builds the SE-capable blocks of :mod:`se_plugins.mmpretrain.blocks`
+through its own ``make_res_layer``; each residual block gets ``se_layer`` after its last
+norm, before the addition (``position='standard'``; other positions:
+:mod:`se_plugins.placement`), under MMPretrain's ``SEBottleneck`` key names, so stock
+SEResNet/SEResNeXt checkpoints load strictly into ``ResNet``/``ResNeXt`` + ``se_cfg``. On
+``SEResNet``/``SEResNeXt`` an ``se_cfg`` replaces their built-in SE layers (their
+``se_ratio`` must then stay at 16). No stock class or function is changed.
 
 Examples:
     >>> from mmpretrain.registry import MODELS
@@ -16,150 +19,117 @@ Examples:
 """
 from __future__ import annotations
 
-import functools
-import inspect
 import warnings
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Optional, TypeVar
+from typing import Any, Mapping, Optional, TypeVar
 
-from mmpretrain.models.backbones.resnet import BasicBlock, Bottleneck, ResNet, ResNetV1c, ResNetV1d
-from mmpretrain.models.backbones.resnet_cifar import ResNet_CIFAR
-from mmpretrain.models.backbones.resnext import Bottleneck as ResNeXtBottleneck
-from mmpretrain.models.backbones.seresnet import SEBottleneck
-from mmpretrain.models.backbones.seresnext import SEBottleneck as SEResNeXtBottleneck
+from mmpretrain.models.backbones import resnet, resnet_cifar, resnext, seresnet, seresnext
 from mmpretrain.registry import MODELS
 from torch import nn
 
 from ..config import SEConfig
-from ..placement import BlockLayout, install, se_channels
+from ..placement import SEPlan
+from .blocks import SEBasicBlock, SEBottleneck, SEResNeXtBottleneck
 
 T = TypeVar('T')
 
-# Block type -> the norm whose output SE rescales; None: the block calls its own ``se_layer``.
-LAST_NORM = {BasicBlock: 'norm2', Bottleneck: 'norm3', ResNeXtBottleneck: 'norm3',
-             SEBottleneck: None, SEResNeXtBottleneck: None}
+# Stock block type -> its SE-capable subclass (SEResNet's blocks become plain ones with se_cfg's SE).
+SE_BLOCKS = {resnet.BasicBlock: SEBasicBlock, resnet.Bottleneck: SEBottleneck,
+             resnext.Bottleneck: SEResNeXtBottleneck, seresnet.SEBottleneck: SEBottleneck,
+             seresnext.SEBottleneck: SEResNeXtBottleneck}
 SUPPORTED_BACKBONES = ('ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'ResNet_CIFAR', 'SEResNet',
                        'SEResNeXt', 'SEResNetV1c', 'SEResNetV1d', 'SEResNet_CIFAR')
 
 
 def register(obj: T) -> T:
-    """Register ``obj`` in MMPretrain's MODELS under its name, unless that name is taken."""
+    """Register ``obj`` in MMPretrain's MODELS under its name.
+
+    An SE-capable subclass of the class registered under that name (a stock backbone)
+    replaces that entry. A name taken by another class is kept, with a warning.
+    """
     existing = MODELS.get(obj.__name__)  # also searches mmengine's root registry
-    if existing is None:
-        MODELS.register_module(module=obj)
+    if existing is None or (isinstance(obj, type) and issubclass(obj, existing)):
+        MODELS.register_module(module=obj, force=True)
     elif (existing.__module__, existing.__qualname__) != (obj.__module__, obj.__qualname__):
         warnings.warn(f'se_plugins: {obj.__name__!r} is already in MODELS (from {existing.__module__}); '
                       'keeping that one')
     return obj  # (a re-imported se_plugins keeps its first registration)
 
 
-def _unsupported(owner: str) -> str:
-    return (f"{owner} does not take 'se_cfg'. It works on ResNet-family backbones built from "
-            f"MMPretrain's ResNet/ResNeXt/SE blocks: {', '.join(SUPPORTED_BACKBONES)} and their "
-            "subclasses that keep those blocks. Elsewhere, use type='SELayer' in your own module.")
+def _unsupported(owner: str, block: type) -> str:
+    return (f"{owner} does not take 'se_cfg' with {block.__name__} blocks. It works on ResNet-family "
+            f"backbones built from MMPretrain's ResNet/ResNeXt/SE blocks: {', '.join(SUPPORTED_BACKBONES)} "
+            "and their subclasses that keep those blocks. Elsewhere, use type='SELayer' in your own module.")
 
 
-def builds_se_blocks(cls: type) -> bool:
-    """Whether backbone class ``cls`` is a ResNet whose every depth is made of supported blocks."""
-    return (issubclass(cls, ResNet)
-            and all(isinstance(arch, tuple) and arch[0] in LAST_NORM for arch in cls.arch_settings.values()))
+class TakesSECfg:
+    """Mixin of the registered ResNet-family backbones: ``se_cfg`` builds SE-capable blocks.
 
-
-# Block type -> its parts by name: where SE goes for each se_cfg position, and what it squeezes through.
-BOTTLENECK = BlockLayout(first_conv='conv1', last_conv='conv3', last_norm='norm3', spatial_norm='norm2')
-LAYOUTS = {BasicBlock: BlockLayout(first_conv='conv1', last_conv='conv2', last_norm='norm2', spatial_norm=None),
-           Bottleneck: BOTTLENECK, ResNeXtBottleneck: BOTTLENECK, SEBottleneck: BOTTLENECK,
-           SEResNeXtBottleneck: BOTTLENECK}
-
-
-def _add_se(backbone: ResNet, se_cfg: Mapping[str, Any]) -> None:
-    """Give every block of ``backbone`` the SE layer ``se_cfg`` describes for its stage and position.
-
-    'standard' SE is ``se_layer`` (MMPretrain's ``SEBottleneck`` name); the other positions
-    are named by :func:`se_plugins.placement.install` (``se_pre``, ``se_post``, ``se_3x3``,
-    ``downsample.se``).
+    Args:
+        se_cfg: See :class:`se_plugins.SEConfig`; ``None``: the stock backbone.
     """
-    owner = type(backbone).__name__
-    config = SEConfig.build(se_cfg, owner=owner, num_stages=backbone.num_stages)
-    se_ratio = getattr(backbone, 'se_ratio', 16)
-    if se_ratio != 16:
-        raise ValueError(f'{owner}: se_ratio={se_ratio!r} and se_cfg are both given; '
-                         f'give the ratio once, as se_cfg=dict(ratio={se_ratio!r})')
-    standard = config.position == 'standard'
-    for stage, name in enumerate(backbone.res_layers):  # the stage index of per-stage se_cfg values
-        for block in getattr(backbone, name):
-            if type(block) not in LAST_NORM:
-                raise TypeError(_unsupported(owner) + f' ({type(block).__name__} blocks are not supported)')
-            layout, norm = LAYOUTS[type(block)], LAST_NORM[type(block)]
-            if norm is None:  # SEResNet/SEResNeXt blocks: their own SE goes, se_cfg's comes in
-                block.se_layer = nn.Identity()
-            if not config.enabled(stage):
-                continue
-            se = config.make_layer(stage, se_channels(block, config.position, layout, owner))
-            if standard and norm is None:  # the block calls its se_layer itself
-                block.se_layer = se
-            else:
-                install(block, config.position, se, layout, name='se_layer' if standard else None)
-    backbone._freeze_stages()  # the new SE layers of frozen stages freeze too
+
+    def __init__(self, *args: Any, se_cfg: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> None:
+        owner = type(self).__name__
+        self.se_config = None if se_cfg is None else SEConfig.build(
+            se_cfg, owner=owner, num_stages=kwargs.get('num_stages', 4))
+        se_ratio = kwargs.get('se_ratio', 16)
+        if se_cfg is not None and se_ratio != 16:
+            raise ValueError(f'{owner}: se_ratio={se_ratio!r} and se_cfg are both given; '
+                             f'give the ratio once, as se_cfg=dict(ratio={se_ratio!r})')
+        super().__init__(*args, **kwargs)
+
+    def make_res_layer(self, **kwargs: Any) -> nn.Module:
+        """The stock ``make_res_layer``, with SE-capable blocks and the stage's SE plan when ``se_cfg`` is set."""
+        if self.se_config is not None:
+            block = kwargs['block']
+            if block not in SE_BLOCKS:
+                raise TypeError(_unsupported(type(self).__name__, block))
+            stage = len(self.res_layers)  # ResNet.__init__ appends each stage after building it
+            kwargs.update(block=SE_BLOCKS[block], se_plan=SEPlan.for_stage(
+                self.se_config, stage, kwargs['out_channels'], type(self).__name__))
+        return super().make_res_layer(**kwargs)
 
 
-def takes_se_cfg(init: Callable[..., None], add_se: Callable[[nn.Module, Mapping[str, Any]], None]
-                 ) -> Callable[..., None]:
-    """Wrap a backbone's ``__init__`` to take ``se_cfg`` and apply ``add_se``; a wrapped one is kept."""
-    if getattr(init, 'takes_se_cfg', False):
-        return init
-
-    @functools.wraps(init)
-    def __init__(self: nn.Module, *args: Any, se_cfg: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        if se_cfg is not None:
-            add_se(self, se_cfg)
-
-    __init__.takes_se_cfg = True  # type: ignore[attr-defined]
-    return __init__
+@register
+class ResNet(TakesSECfg, resnet.ResNet):
+    """MMPretrain's ``ResNet`` that takes ``se_cfg``."""
 
 
-def _check_se_cfg_target(build_func: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap MODELS' build function: a cfg with ``se_cfg`` for a type that cannot take it fails clearly.
-
-    Types that declare ``se_cfg`` or forward ``**kwargs`` (e.g. ``TIMMBackbone``) pass through.
-    """
-    if getattr(build_func, 'checks_se_cfg', False):
-        return build_func
-
-    @functools.wraps(build_func)
-    def build(cfg: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(cfg, dict) and 'se_cfg' in cfg:
-            registry = kwargs.get('registry', MODELS)
-            with registry.switch_scope_and_registry(cfg.get('_scope_')) as scoped:
-                cls = scoped.get(cfg['type']) if isinstance(cfg.get('type'), str) else cfg.get('type')
-            if inspect.isclass(cls) and not _accepts_se_cfg(cls):
-                raise TypeError(_unsupported(cls.__name__))
-        return build_func(cfg, *args, **kwargs)
-
-    build.checks_se_cfg = True  # type: ignore[attr-defined]
-    return build
+@register
+class ResNetV1c(TakesSECfg, resnet.ResNetV1c):
+    """MMPretrain's ``ResNetV1c`` (deep stem) that takes ``se_cfg``."""
 
 
-def _accepts_se_cfg(cls: type) -> bool:
-    if issubclass(cls, ResNet):
-        return builds_se_blocks(cls)
-    if getattr(cls.__init__, 'takes_se_cfg', False):  # e.g. InceptionV3, MobileNetV2 (other_backbones.py)
-        return True
-    try:
-        params = inspect.signature(cls).parameters.values()
-    except (TypeError, ValueError):  # no signature to read: let the build decide
-        return True
-    return any(p.name == 'se_cfg' or p.kind is p.VAR_KEYWORD for p in params)
+@register
+class ResNetV1d(TakesSECfg, resnet.ResNetV1d):
+    """MMPretrain's ``ResNetV1d`` (deep stem, average-pool downsampling) that takes ``se_cfg``."""
 
 
-ResNet.__init__ = takes_se_cfg(ResNet.__init__, _add_se)
-MODELS.build_func = _check_se_cfg_target(MODELS.build_func)
+@register
+class ResNeXt(TakesSECfg, resnext.ResNeXt):
+    """MMPretrain's ``ResNeXt`` that takes ``se_cfg``."""
+
+
+@register
+class ResNet_CIFAR(TakesSECfg, resnet_cifar.ResNet_CIFAR):  # noqa: N801 (MMPretrain's name)
+    """MMPretrain's ``ResNet_CIFAR`` (3x3 stem, no max-pool) that takes ``se_cfg``."""
+
+
+@register
+class SEResNet(TakesSECfg, seresnet.SEResNet):
+    """MMPretrain's ``SEResNet``; ``se_cfg`` replaces its SE layers."""
+
+
+@register
+class SEResNeXt(TakesSECfg, seresnext.SEResNeXt):
+    """MMPretrain's ``SEResNeXt``; ``se_cfg`` replaces its SE layers."""
+
 
 _ALL_DEFAULTS = MappingProxyType({})
 
 
-class _SEByDefault:
+class _SEByDefault(TakesSECfg):
     """Mixin: ``se_cfg`` defaults to ``dict()`` (SE with the default options in every block)."""
 
     def __init__(self, *args: Any, se_cfg: Optional[Mapping[str, Any]] = _ALL_DEFAULTS, **kwargs: Any) -> None:
@@ -167,15 +137,15 @@ class _SEByDefault:
 
 
 @register
-class SEResNetV1c(_SEByDefault, ResNetV1c):
+class SEResNetV1c(_SEByDefault, resnet.ResNetV1c):
     """``ResNetV1c`` (deep stem) with SE: ``ResNetV1c(se_cfg=dict())``; any depth in 18-152."""
 
 
 @register
-class SEResNetV1d(_SEByDefault, ResNetV1d):
+class SEResNetV1d(_SEByDefault, resnet.ResNetV1d):
     """``ResNetV1d`` (deep stem, average-pool downsampling) with SE; any depth in 18-152."""
 
 
 @register
-class SEResNet_CIFAR(_SEByDefault, ResNet_CIFAR):  # noqa: N801 (MMPretrain's name + 'SE')
+class SEResNet_CIFAR(_SEByDefault, resnet_cifar.ResNet_CIFAR):  # noqa: N801 (MMPretrain's name + 'SE')
     """``ResNet_CIFAR`` (3x3 stem, no max-pool) with SE; any depth in 18-152."""

@@ -1,13 +1,16 @@
 """SE-Inception-v3 and SE-Inception-ResNet-v2 in timm's model registry (Hu et al., Fig. 2 and 3).
 
-timm's own networks, with ``SELayer`` added by forward hooks after the build (their
-blocks have no ``attn_layer`` hook); no block is copied.
+timm's own networks with ``SELayer`` on the output of their units. Their blocks have no
+``attn_layer`` argument and their builders name the block classes directly, so after the
+build each unit becomes an instance of its SE subclass below (same state, one more
+submodule ``se``, a forward that applies it; see :func:`se_plugins.placement.rescale_output`).
 
 - ``se_inception_v3_plugin``: SE after each Inception module (``Mixed_5b.se`` ...
   ``Mixed_7c.se``), on the module's concatenated output.
 - ``se_inception_resnet_v2_plugin``: SE on the residual branch of each residual block,
-  after its 1x1 up-projection and before the scaled addition (``repeat.0.se``,
-  ``repeat_1.0.se``, ``repeat_2.0.se``, ``block8.se``); the reduction modules get none.
+  after its 1x1 up-projection and before the scaled addition (``repeat.0.conv2d.se``,
+  ``repeat_1.0.conv2d.se``, ``repeat_2.0.conv2d.se``, ``block8.conv2d.se``); the reduction
+  modules get none.
 
 ``se_cfg`` stages are the three grid sizes (35x35, 17x17, 8x8); the only position is
 ``'standard'`` (the one the paper defines for these networks).
@@ -21,32 +24,77 @@ from timm.data import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.inception_resnet_v2 import Block8, Block17, Block35, InceptionResnetV2
 from timm.models.inception_v3 import InceptionA, InceptionB, InceptionC, InceptionD, InceptionE, InceptionV3
+from torch import nn
 
 from ..config import SEConfig
-from ..placement import add_se_after, output_channels
+from ..placement import INCEPTION_V3_UNITS, add_se_after
 
 __all__: list = []  # @register_model appends every entrypoint name
 
 SECfg = Union[SEConfig, Mapping[str, Any]]
-# Module type -> stage (grid size 35, 17, 8): which modules get SE, and the stage of its se_cfg values.
-INCEPTION_V3_STAGES = {InceptionA: 0, InceptionB: 0, InceptionC: 1, InceptionD: 1, InceptionE: 2}
 INCEPTION_RESNET_V2_STAGES = {Block35: 0, Block17: 1, Block8: 2}
+
+
+class SEInceptionA(InceptionA):
+    """timm's ``InceptionA`` followed by ``self.se``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.se(torch.cat(self._forward(x), 1))
+
+
+class SEInceptionB(InceptionB):
+    """timm's ``InceptionB`` followed by ``self.se``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.se(torch.cat(self._forward(x), 1))
+
+
+class SEInceptionC(InceptionC):
+    """timm's ``InceptionC`` followed by ``self.se``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.se(torch.cat(self._forward(x), 1))
+
+
+class SEInceptionD(InceptionD):
+    """timm's ``InceptionD`` followed by ``self.se``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.se(torch.cat(self._forward(x), 1))
+
+
+class SEInceptionE(InceptionE):
+    """timm's ``InceptionE`` followed by ``self.se``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.se(torch.cat(self._forward(x), 1))
+
+
+class SEConv2d(nn.Conv2d):
+    """``nn.Conv2d`` followed by ``self.se`` (the up-projection of an Inception-ResNet block)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.se(self._conv_forward(x, self.weight, self.bias))
+
+
+SE_TYPES = {InceptionA: SEInceptionA, InceptionB: SEInceptionB, InceptionC: SEInceptionC,
+            InceptionD: SEInceptionD, InceptionE: SEInceptionE, nn.Conv2d: SEConv2d}
 
 
 def _create_se_inception_v3(variant: str, pretrained: bool, se_cfg: Optional[SECfg], **kwargs: Any) -> InceptionV3:
     model = build_model_with_cfg(InceptionV3, variant, pretrained, **kwargs)
-    units = [m for m in model.modules() if type(m) in INCEPTION_V3_STAGES]
-    channels = output_channels(model, units, torch.zeros(1, 3, 75, 75))
-    add_se_after(variant, units, [INCEPTION_V3_STAGES[type(m)] for m in units], channels, se_cfg)
+    names = list(INCEPTION_V3_UNITS)
+    add_se_after(variant, [getattr(model, name) for name in names], [INCEPTION_V3_UNITS[n][0] for n in names],
+                 [INCEPTION_V3_UNITS[n][1] for n in names], se_cfg, SE_TYPES)
     return model
 
 
 def _create_se_inception_resnet_v2(variant: str, pretrained: bool, se_cfg: Optional[SECfg],
                                    **kwargs: Any) -> InceptionResnetV2:
     model = build_model_with_cfg(InceptionResnetV2, variant, pretrained, **kwargs)
-    units = [m for m in model.modules() if type(m) in INCEPTION_RESNET_V2_STAGES]
-    add_se_after(variant, units, [INCEPTION_RESNET_V2_STAGES[type(m)] for m in units],
-                 [m.conv2d.out_channels for m in units], se_cfg, targets=[m.conv2d for m in units])
+    blocks = [m for m in model.modules() if type(m) in INCEPTION_RESNET_V2_STAGES]
+    add_se_after(variant, [m.conv2d for m in blocks], [INCEPTION_RESNET_V2_STAGES[type(m)] for m in blocks],
+                 [m.conv2d.out_channels for m in blocks], se_cfg, SE_TYPES)
     return model
 
 
