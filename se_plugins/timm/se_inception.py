@@ -1,8 +1,8 @@
 """SE-Inception-v3 and SE-Inception-ResNet-v2 in timm's model registry (Hu et al., Fig. 2 and 3).
 
-timm's own networks with ``SELayer`` on the output of their units. Their blocks have no
-``attn_layer`` argument and their builders name the block classes directly, so after the
-build each unit becomes an instance of its SE subclass below (same state, one more
+timm's own networks (as subclasses that take ``se_cfg``) with ``SELayer`` on the output of
+their units. Their blocks have no ``attn_layer`` argument and their constructors name the
+block classes directly, so after the build each unit becomes an instance of its SE subclass below (same state, one more
 submodule ``se``, a forward that applies it; see :func:`se_plugins.placement.rescale_output`).
 
 - ``se_inception_v3_plugin``: SE after each Inception module (``Mixed_5b.se`` ...
@@ -81,21 +81,26 @@ SE_TYPES = {InceptionA: SEInceptionA, InceptionB: SEInceptionB, InceptionC: SEIn
             InceptionD: SEInceptionD, InceptionE: SEInceptionE, nn.Conv2d: SEConv2d}
 
 
-def _create_se_inception_v3(variant: str, pretrained: bool, se_cfg: Optional[SECfg], **kwargs: Any) -> InceptionV3:
-    model = build_model_with_cfg(InceptionV3, variant, pretrained, **kwargs)
-    names = list(INCEPTION_V3_UNITS)
-    add_se_after(variant, [getattr(model, name) for name in names], [INCEPTION_V3_UNITS[n][0] for n in names],
-                 [INCEPTION_V3_UNITS[n][1] for n in names], se_cfg, SE_TYPES)
-    return model
+class SEInceptionV3(InceptionV3):
+    """timm's ``InceptionV3`` with SE after each Inception module; ``se_cfg`` as in :class:`SEConfig`."""
+
+    def __init__(self, *args: Any, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = list(INCEPTION_V3_UNITS)
+        add_se_after(type(self).__name__, [getattr(self, name) for name in names],
+                     [INCEPTION_V3_UNITS[n][0] for n in names], [INCEPTION_V3_UNITS[n][1] for n in names],
+                     se_cfg, SE_TYPES)
 
 
-def _create_se_inception_resnet_v2(variant: str, pretrained: bool, se_cfg: Optional[SECfg],
-                                   **kwargs: Any) -> InceptionResnetV2:
-    model = build_model_with_cfg(InceptionResnetV2, variant, pretrained, **kwargs)
-    blocks = [m for m in model.modules() if type(m) in INCEPTION_RESNET_V2_STAGES]
-    add_se_after(variant, [m.conv2d for m in blocks], [INCEPTION_RESNET_V2_STAGES[type(m)] for m in blocks],
-                 [m.conv2d.out_channels for m in blocks], se_cfg, SE_TYPES)
-    return model
+class SEInceptionResnetV2(InceptionResnetV2):
+    """timm's ``InceptionResnetV2`` with SE on each residual branch; ``se_cfg`` as in :class:`SEConfig`."""
+
+    def __init__(self, *args: Any, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        blocks = [m for m in self.modules() if type(m) in INCEPTION_RESNET_V2_STAGES]
+        add_se_after(type(self).__name__, [m.conv2d for m in blocks],
+                     [INCEPTION_RESNET_V2_STAGES[type(m)] for m in blocks], [m.conv2d.out_channels for m in blocks],
+                     se_cfg, SE_TYPES)
 
 
 def _cfg(**kwargs: Any) -> Dict[str, Any]:
@@ -117,11 +122,12 @@ default_cfgs = generate_default_cfgs({
 def se_inception_v3_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None,
                            **kwargs: Any) -> InceptionV3:
     """SE-Inception-v3: timm's ``inception_v3`` with SE after each Inception module."""
-    return _create_se_inception_v3('se_inception_v3_plugin', pretrained, se_cfg, **kwargs)
+    return build_model_with_cfg(SEInceptionV3, 'se_inception_v3_plugin', pretrained, se_cfg=se_cfg, **kwargs)
 
 
 @register_model
 def se_inception_resnet_v2_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None,
                                   **kwargs: Any) -> InceptionResnetV2:
     """SE-Inception-ResNet-v2: timm's ``inception_resnet_v2``, SE on each residual branch."""
-    return _create_se_inception_resnet_v2('se_inception_resnet_v2_plugin', pretrained, se_cfg, **kwargs)
+    return build_model_with_cfg(SEInceptionResnetV2, 'se_inception_resnet_v2_plugin', pretrained, se_cfg=se_cfg,
+                                **kwargs)
