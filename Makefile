@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_PKGS ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: demo test clean
+.PHONY: demo test upstream clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: $(VENV)/.installed-demo
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# timm's and MMPretrain's own test suites on our models (downloads timm's sdist; see tests/upstream/run.sh)
+upstream: $(VENV)/.installed-dev
+	bash tests/upstream/run.sh $(PY)
 
 clean:
 	rm -rf $(VENV) work_dirs
