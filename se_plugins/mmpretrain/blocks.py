@@ -8,7 +8,7 @@ own ``SEBottleneck`` has its SE, so SEResNet/SEResNeXt checkpoints load strictly
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import torch.utils.checkpoint as cp
@@ -34,6 +34,12 @@ class _TakesSEPlan:
         self.se_pre = self.se_3x3 = self.se_layer = self.se_post = None
         if se_plan is not None:
             se_plan.install(self, self.layout)
+
+    def run(self, residual: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The stock blocks' ending: ``residual`` (checkpointed with ``with_cp``), ReLU, then ``se_post``."""
+        out = cp.checkpoint(residual, x) if self.with_cp and x.requires_grad else residual(x)
+        out = self.relu(out)
+        return out if self.se_post is None else self.se_post(out)
 
 
 class SEBasicBlock(_TakesSEPlan, BasicBlock):
@@ -62,12 +68,7 @@ class SEBasicBlock(_TakesSEPlan, BasicBlock):
             out += identity
             return out
 
-        if self.with_cp and x.requires_grad:
-            out = cp.checkpoint(_inner_forward, x)
-        else:
-            out = _inner_forward(x)
-        out = self.relu(out)
-        return out if self.se_post is None else self.se_post(out)
+        return self.run(_inner_forward, x)
 
 
 class SEBottleneck(_TakesSEPlan, Bottleneck):
@@ -102,12 +103,7 @@ class SEBottleneck(_TakesSEPlan, Bottleneck):
             out += identity
             return out
 
-        if self.with_cp and x.requires_grad:
-            out = cp.checkpoint(_inner_forward, x)
-        else:
-            out = _inner_forward(x)
-        out = self.relu(out)
-        return out if self.se_post is None else self.se_post(out)
+        return self.run(_inner_forward, x)
 
 
 class SEResNeXtBottleneck(SEBottleneck, ResNeXtBottleneck):

@@ -18,16 +18,22 @@ from ..placement import BlockLayout, SEPlan
 __all__ = ['SEBasicBlock', 'SEBottleneck']
 
 
-class SEBasicBlock(BasicBlock):
-    """timm's ``BasicBlock`` with SE where ``se_plan`` puts it (no '3x3' position)."""
+class _TakesSEPlan:
+    """Mixin of the SE-capable blocks: ``se_plan`` installs the SE layers after the build."""
 
-    layout = BlockLayout(standard='se', first_conv='conv1', spatial_conv=None, last_conv='conv2')
+    layout: BlockLayout
 
     def __init__(self, *args: Any, se_plan: Optional[SEPlan] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.se_pre = self.se_3x3 = self.se_post = None
+        self.se = self.se_pre = self.se_3x3 = self.se_post = None
         if se_plan is not None:
             se_plan.install(self, self.layout)
+
+
+class SEBasicBlock(_TakesSEPlan, BasicBlock):
+    """timm's ``BasicBlock`` with SE where ``se_plan`` puts it (no '3x3' position)."""
+
+    layout = BlockLayout(standard='se', first_conv='conv1', spatial_conv=None, last_conv='conv2')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
@@ -59,16 +65,10 @@ class SEBasicBlock(BasicBlock):
         return x
 
 
-class SEBottleneck(Bottleneck):
+class SEBottleneck(_TakesSEPlan, Bottleneck):
     """timm's ``Bottleneck`` with SE where ``se_plan`` puts it."""
 
     layout = BlockLayout(standard='se', first_conv='conv1', spatial_conv='conv2', last_conv='conv3')
-
-    def __init__(self, *args: Any, se_plan: Optional[SEPlan] = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.se_pre = self.se_3x3 = self.se_post = None
-        if se_plan is not None:
-            se_plan.install(self, self.layout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x

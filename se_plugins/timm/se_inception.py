@@ -35,39 +35,31 @@ SECfg = Union[SEConfig, Mapping[str, Any]]
 INCEPTION_RESNET_V2_STAGES = {Block35: 0, Block17: 1, Block8: 2}
 
 
-class SEInceptionA(InceptionA):
+class _ConcatThenSE:
+    """Mixin of the SE Inception modules: the module's concatenated branches, then ``self.se``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.se(torch.cat(self._forward(x), 1))
+
+
+class SEInceptionA(_ConcatThenSE, InceptionA):
     """timm's ``InceptionA`` followed by ``self.se``."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.se(torch.cat(self._forward(x), 1))
 
-
-class SEInceptionB(InceptionB):
+class SEInceptionB(_ConcatThenSE, InceptionB):
     """timm's ``InceptionB`` followed by ``self.se``."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.se(torch.cat(self._forward(x), 1))
 
-
-class SEInceptionC(InceptionC):
+class SEInceptionC(_ConcatThenSE, InceptionC):
     """timm's ``InceptionC`` followed by ``self.se``."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.se(torch.cat(self._forward(x), 1))
 
-
-class SEInceptionD(InceptionD):
+class SEInceptionD(_ConcatThenSE, InceptionD):
     """timm's ``InceptionD`` followed by ``self.se``."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.se(torch.cat(self._forward(x), 1))
 
-
-class SEInceptionE(InceptionE):
+class SEInceptionE(_ConcatThenSE, InceptionE):
     """timm's ``InceptionE`` followed by ``self.se``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.se(torch.cat(self._forward(x), 1))
 
 
 class SEConv2d(nn.Conv2d):
