@@ -215,3 +215,26 @@ def test_whole_timm_model_traces_scripts_and_exports():
     torch.onnx.export(model, (x,), buffer, opset_version=17, dynamo=False, input_names=['x'])
     onnx_out = ort.InferenceSession(buffer.getvalue()).run(None, {'x': x.numpy()})[0]
     assert abs(onnx_out - reference.numpy()).max() < 1e-4
+
+
+def test_the_lean_path_is_taken_only_where_it_is_exact():
+    torch.manual_seed(0)
+    se, conv, bn = SELayer(8, squeeze_channels=4), nn.Conv2d(4, 8, 1), nn.BatchNorm2d(8)
+    h = torch.randn(2, 4, 5, 5)
+    z = conv(h)
+
+    def lean(x, z=z, norm=bn, se=se):
+        return se.lean_applies(x, z, norm)
+    assert lean(bn(z)) and lean(bn.eval()(z)) and not lean(bn(z) * 1.0)
+    assert not lean(bn(z).mul_(2.0))  # written in place after the norm
+    assert not lean(bn(conv(h)))  # the norm of another tensor
+    assert not lean(bn(z), se=SELayer(8, squeeze_channels=4, memory='plain'))
+    assert not lean(bn(z), se=SELayer(8, squeeze_channels=4, return_weight=True))
+    sync = nn.SyncBatchNorm(8).eval()  # global statistics across processes: plain by type
+    sync.load_state_dict(bn.state_dict())
+    assert not lean(nn.functional.batch_norm(z, bn.running_mean, bn.running_var), norm=sync)
+    assert not lean(nn.GroupNorm(2, 8)(z), norm=nn.GroupNorm(2, 8))
+    with torch.no_grad():
+        assert not lean(bn(z))
+    traced = torch.fx.symbolic_trace(Block(lean=True)).code  # FX records the plain formula, x * gate
+    assert 'expand_gate' in traced and 'mul' in traced and 'apply' not in traced
