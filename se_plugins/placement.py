@@ -21,8 +21,9 @@ position      SE rescales                                     attribute         
               before its activation (bottleneck blocks only)                          width
 ============  ==============================================  ======================  =============
 
-After a norm ('standard', '3x3') the block calls ``se(norm(z), z, norm)``, which lets
-:class:`~se_plugins.layers.SELayer` take its memory-lean rescale where that is exact.
+After a norm ('standard', '3x3') the block calls ``se(norm(z), norm_input=z, norm=norm)``,
+which lets :class:`~se_plugins.layers.SELayer` take its memory-lean rescale where that is
+exact; as keywords, they stay out of the positional ``args`` that SE's forward hooks see.
 
 Units without a residual branch (Inception modules, a depthwise conv) get SE on their
 output through :func:`rescale_output`, which gives the unit an SE-applying subclass of

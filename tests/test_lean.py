@@ -23,7 +23,7 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.conv(x)
-        y = self.se(self.bn(z), z, self.bn)
+        y = self.se(self.bn(z), norm_input=z, norm=self.bn)
         y += x.repeat(1, 4, 1, 1)
         return y.relu()
 

@@ -384,7 +384,8 @@ def _diff_kept(expected: Dict[tuple, list], actual: Dict[tuple, list], when: str
 @pytest.mark.parametrize('memory', MEMORY)
 @pytest.mark.parametrize('framework', FRAMEWORKS)
 def test_kept_inputs_and_module_outputs(framework, memory):
-    """A pre-hook on each SE module keeps its input and a global forward hook keeps every module's
+    """A pre-hook on each SE module keeps its input (and sees as many positional args as on stock)
+    and a global forward hook keeps every module's
     output (as feature extractors and activation loggers do): the kept tensors equal the stock
     model's after the forward and still after the backward (nothing overwrote them in place).
     Modules inside the SE layers are left out: their layout differs by design."""
@@ -405,6 +406,7 @@ def test_kept_inputs_and_module_outputs(framework, memory):
 
         def keep_input(module, args, names=names, kept=kept):
             kept.setdefault(('input', names[id(module)], 0), []).append(args[0])
+            kept.setdefault(('positional args', names[id(module)], 0), []).append(torch.tensor(len(args)))
 
         handles = [m.register_forward_pre_hook(keep_input) for n, m in model.named_modules()
                    if SE_MODULE.fullmatch(n)]

@@ -86,7 +86,7 @@ class SELayer(nn.Module):
             (the mean of both).
         return_weight: Return the gate, shaped ``(N, C, 1, ...)``, instead of ``x * gate``.
         memory: ``'lean'`` (default): where the block hands SE the norm's input
-            (``se(norm(z), z, norm)``) and the norm is a BatchNorm, keep ``z`` rather than a
+            (``se(norm(z), norm_input=z, norm=norm)``) and the norm is a BatchNorm, keep ``z`` rather than a
             copy of ``x`` for backward (see :mod:`se_plugins.layers.rescale`); the numbers
             are the same. ``'plain'``: always ``x * gate``.
         init_cfg: Accepted for MMPretrain compatibility and kept as an attribute.

@@ -60,7 +60,7 @@ class SEBasicBlock(_TakesSEPlan, BasicBlock):
             z = self.conv2(out)
             out = self.norm2(z)
             if self.se_layer is not None:
-                out = self.se_layer(out, z, self.norm2)
+                out = self.se_layer(out, norm_input=z, norm=self.norm2)
 
             if self.downsample is not None:
                 identity = self.downsample(x)
@@ -89,13 +89,13 @@ class SEBottleneck(_TakesSEPlan, Bottleneck):
             z = self.conv2(out)
             out = self.norm2(z)
             if self.se_3x3 is not None:
-                out = self.se_3x3(out, z, self.norm2)
+                out = self.se_3x3(out, norm_input=z, norm=self.norm2)
             out = self.relu(out)
 
             z = self.conv3(out)
             out = self.norm3(z)
             if self.se_layer is not None:
-                out = self.se_layer(out, z, self.norm3)
+                out = self.se_layer(out, norm_input=z, norm=self.norm3)
 
             if self.downsample is not None:
                 identity = self.downsample(x)

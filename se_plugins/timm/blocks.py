@@ -52,7 +52,7 @@ class SEBasicBlock(_TakesSEPlan, BasicBlock):
             if torch.jit.is_scripting():
                 x = self.se(x)
             else:  # SE may keep z instead of x for backward
-                x = self.se(x, z, self.bn2)
+                x = self.se(x, norm_input=z, norm=self.bn2)
 
         if self.drop_path is not None:
             x = self.drop_path(x)
@@ -85,7 +85,7 @@ class SEBottleneck(_TakesSEPlan, Bottleneck):
             if torch.jit.is_scripting():
                 x = self.se_3x3(x)
             else:
-                x = self.se_3x3(x, z, self.bn2)
+                x = self.se_3x3(x, norm_input=z, norm=self.bn2)
         x = self.drop_block(x)
         x = self.act2(x)
         x = self.aa(x)
@@ -96,7 +96,7 @@ class SEBottleneck(_TakesSEPlan, Bottleneck):
             if torch.jit.is_scripting():
                 x = self.se(x)
             else:  # SE may keep z instead of x for backward
-                x = self.se(x, z, self.bn3)
+                x = self.se(x, norm_input=z, norm=self.bn3)
 
         if self.drop_path is not None:
             x = self.drop_path(x)
