@@ -98,21 +98,15 @@ class SEPlan:
         config: The validated ``se_cfg``.
         stage_channels: Block out-channels of each stage, in order: they tell a block's stage.
         owner: The model or backbone name, for error messages.
+        first_stage: The se_cfg stage of ``stage_channels[0]`` (a plan for one later stage).
     """
 
-    def __init__(self, config: SEConfig, stage_channels: Sequence[int], owner: str) -> None:
+    def __init__(self, config: SEConfig, stage_channels: Sequence[int], owner: str, first_stage: int = 0) -> None:
         if len(set(stage_channels)) != len(stage_channels):
             raise ValueError(f'{owner}: stage out-channels must differ to identify stages; '
                              f'got {tuple(stage_channels)}')
         self.config, self.owner = config, owner
-        self.stage_of: Mapping[int, int] = {channels: stage for stage, channels in enumerate(stage_channels)}
-
-    @classmethod
-    def for_stage(cls, config: SEConfig, stage: int, channels: int, owner: str) -> 'SEPlan':
-        """The plan for the blocks of stage ``stage`` only, whose out-channels are ``channels``."""
-        plan = cls(config, [channels], owner)
-        plan.stage_of = {channels: stage}
-        return plan
+        self.stage_of: Mapping[int, int] = {channels: first_stage + i for i, channels in enumerate(stage_channels)}
 
     def stage(self, channels: int) -> int:
         """The stage whose blocks have ``channels`` out-channels."""

@@ -93,7 +93,6 @@ def expand_gate(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return w
 
 
-
 class RescaleAfterNorm(torch.autograd.Function):
     """``x * w`` for ``x = norm(z)``, keeping ``z`` (which the norm keeps) instead of ``x``.
 

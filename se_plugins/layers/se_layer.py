@@ -192,9 +192,11 @@ class SELayer(nn.Module):
         """
         if not torch.jit.is_scripting():
             self.check_input(x)
+        w = self.excite(self.pool(x))
+        if not torch.jit.is_scripting():
             if norm_input is not None and self.lean_applies(x, norm_input, norm):
-                return rescale_after_norm(x, self.excite(self.pool(x)), norm_input, norm)
-        w = expand_gate(self.excite(self.pool(x)), x)
+                return rescale_after_norm(x, w, norm_input, norm)
+        w = expand_gate(w, x)
         return w if self.return_weight else x * w
 
     @torch.jit.unused

@@ -86,8 +86,8 @@ class TakesSECfg:
             if block not in SE_BLOCKS:
                 raise TypeError(_unsupported(type(self).__name__, block))
             stage = len(self.res_layers)  # ResNet.__init__ appends each stage after building it
-            kwargs.update(block=SE_BLOCKS[block], se_plan=SEPlan.for_stage(
-                self.se_config, stage, kwargs['out_channels'], type(self).__name__))
+            kwargs.update(block=SE_BLOCKS[block], se_plan=SEPlan(
+                self.se_config, [kwargs['out_channels']], type(self).__name__, first_stage=stage))
         return super().make_res_layer(**kwargs)
 
 
