@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
+from .layers.make_divisible import make_divisible
 from .layers.se_layer import SELayer
 
-POSITIONS = ('standard', 'pre', 'post', 'identity', '3x3')  # see se_plugins.placement
+POSITIONS = ('standard', 'pre', 'post', 'identity', '3x3', '3x3_act')  # see se_plugins.placement
+RATIO_OF = ('channels', 'block_input')
 Ratio = Union[int, float]
 
 
@@ -29,8 +31,15 @@ class SEConfig:
         position: Where SE sits in a residual block (the paper's integration
             strategies): ``'standard'`` (residual branch, after its last norm, before the
             addition), ``'pre'`` (start of the residual branch), ``'post'`` (after the
-            addition and its ReLU), ``'identity'`` (on the shortcut) or ``'3x3'`` (after
-            the bottleneck's 3x3 conv and its norm); see :mod:`se_plugins.placement`.
+            addition and its ReLU), ``'identity'`` (on the shortcut), ``'3x3'`` (after
+            the bottleneck's 3x3 conv and its norm) or ``'3x3_act'`` (after the 3x3 conv, its
+            norm and its activation: RegNetY's and timm's ByobNet's place); see
+            :mod:`se_plugins.placement`.
+        ratio_of: What ``ratio`` divides: ``'channels'`` (the channels SE rescales:
+            ``make_divisible(channels // ratio, divisor)``, MMPretrain's rule) or
+            ``'block_input'`` (the residual block's input channels:
+            ``make_divisible(round(block_input / ratio), divisor)``, RegNetY's rule, which with
+            ``ratio=4, divisor=1`` is its ``se_ratio=0.25``).
         stages: Which stages get SE, one bool per stage; ``None`` means all.
         memory: ``'lean'`` (default): SE right after a BatchNorm keeps the norm's input
             instead of a copy of its output for backward, wherever that is exact (see
@@ -45,6 +54,7 @@ class SEConfig:
     act_cfg: Any = (dict(type='ReLU'), dict(type='Sigmoid'))
     bias: Union[bool, str] = 'auto'
     position: str = 'standard'
+    ratio_of: str = 'channels'
     stages: Optional[Tuple[bool, ...]] = None
     memory: str = 'lean'
 
@@ -82,6 +92,8 @@ class SEConfig:
             raise TypeError(f'{owner}: se_cfg \'stages\' must be a tuple of {num_stages} bools; got {stages!r}')
         if cfg.get('position', 'standard') not in POSITIONS:
             raise ValueError(f"{owner}: se_cfg 'position' must be one of {POSITIONS}; got {cfg['position']!r}")
+        if cfg.get('ratio_of', 'channels') not in RATIO_OF:
+            raise ValueError(f"{owner}: se_cfg 'ratio_of' must be one of {RATIO_OF}; got {cfg['ratio_of']!r}")
         config = cls(**cfg)
         for stage in range(num_stages):  # build one layer per stage: every value error shows up now
             try:
@@ -101,7 +113,18 @@ class SEConfig:
                     squeeze=self.squeeze, excitation=self.excitation, act_cfg=self.act_cfg, bias=self.bias,
                     memory=self.memory)
 
-    def make_layer(self, stage: int, channels: int, **factory: Any) -> Optional[SELayer]:
-        """The SE layer for a block of ``stage`` with ``channels`` channels, or ``None``."""
-        return SELayer(channels, **self.layer_kwargs(stage), **factory) if self.enabled(stage) else None
+    def make_layer(self, stage: int, channels: int, block_input: Optional[int] = None,
+                   **factory: Any) -> Optional[SELayer]:
+        """The SE layer for a block of ``stage`` with ``channels`` channels, or ``None``.
+
+        ``block_input`` (the block's input channels) is needed with ``ratio_of='block_input'``.
+        """
+        if not self.enabled(stage):
+            return None
+        kwargs = self.layer_kwargs(stage)
+        if self.ratio_of == 'block_input' and self.squeeze_channels is None:
+            if block_input is None:
+                raise ValueError("se_cfg ratio_of='block_input' needs SE inside a residual block")
+            kwargs['squeeze_channels'] = make_divisible(round(block_input / kwargs['ratio']), self.divisor)
+        return SELayer(channels, **kwargs, **factory)
 

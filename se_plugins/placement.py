@@ -19,7 +19,13 @@ position      SE rescales                                     attribute         
               (after the projection where there is one)       shortcut's last module
 '3x3'         the output of the spatial 3x3 conv's norm,      ``se_3x3``              bottleneck
               before its activation (bottleneck blocks only)                          width
+'3x3_act'     the output of the spatial 3x3 conv after its    ``se_3x3_act`` (timm    bottleneck
+              norm and activation (bottleneck blocks only):   RegNet: ``se``; timm    width
+              where RegNetY and timm's ByobNet put SE         ByobNet: ``attn``)
 ============  ==============================================  ======================  =============
+
+The attribute names are the defaults; a block layout renames them where the framework's own
+SE model has its SE (so that its checkpoints keep their keys).
 
 After a norm ('standard', '3x3') the block calls ``se(norm(z), norm_input=z, norm=norm)``,
 which lets :class:`~se_plugins.layers.SELayer` take its memory-lean rescale where that is
@@ -32,12 +38,12 @@ its own type (from a table the adapter writes, one subclass per unit type).
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from torch import nn
 
-from .config import SEConfig
+from .config import POSITIONS, SEConfig
 from .layers.se_layer import SELayer
 
 # Inception-v3 (timm and MMPretrain name its modules alike): module -> (se_cfg stage = grid size
@@ -53,10 +59,12 @@ class BlockLayout:
 
     Attributes:
         standard: The attribute that holds SE at the 'standard' position.
-        first_conv: The residual branch's first conv (its input is the block input).
+        first_conv: The residual branch's first conv (its input is the block input); the
+            conv names are submodule paths (``'conv1.conv'`` in a ``ConvNormAct``).
         spatial_conv: The bottleneck's 3x3 conv; ``None`` for blocks without one.
         last_conv: The residual branch's last conv.
         shortcut: The shortcut projection (``None`` on blocks with an identity shortcut).
+        renamed: Position -> attribute, where it is not ``se_<position>``.
     """
 
     standard: str
@@ -64,6 +72,17 @@ class BlockLayout:
     spatial_conv: Optional[str] = 'conv2'
     last_conv: str = 'conv3'
     shortcut: str = 'downsample'
+    renamed: Mapping[str, str] = field(default_factory=dict)
+
+    def attribute(self, position: str) -> str:
+        """The attribute that holds SE at ``position`` (not 'identity', which is in the shortcut)."""
+        if position == 'standard':
+            return self.standard
+        return self.renamed.get(position, f'se_{position}')
+
+    def attributes(self) -> Tuple[str, ...]:
+        """Every SE attribute of the block (all ``None`` until a plan installs one)."""
+        return tuple(self.attribute(p) for p in POSITIONS if p != 'identity')
 
 
 def se_channels(block: nn.Module, position: str, layout: BlockLayout, owner: str) -> int:
@@ -73,13 +92,13 @@ def se_channels(block: nn.Module, position: str, layout: BlockLayout, owner: str
         ValueError: for '3x3' on a block without a bottleneck, naming ``owner``.
     """
     if position == 'pre':
-        return getattr(block, layout.first_conv).in_channels
-    if position == '3x3':
+        return block.get_submodule(layout.first_conv).in_channels
+    if position in ('3x3', '3x3_act'):
         if layout.spatial_conv is None:
-            raise ValueError(f"{owner}: se_cfg position '3x3' needs bottleneck blocks (a 1x1-3x3-1x1 residual "
-                             f'branch); {type(block).__name__} has none')
-        return getattr(block, layout.spatial_conv).out_channels
-    return getattr(block, layout.last_conv).out_channels
+            raise ValueError(f"{owner}: se_cfg position {position!r} needs bottleneck blocks (a 1x1-3x3-1x1 "
+                             f'residual branch); {type(block).__name__} has none')
+        return block.get_submodule(layout.spatial_conv).out_channels
+    return block.get_submodule(layout.last_conv).out_channels
 
 
 def factory_of(module: nn.Module) -> dict:
@@ -118,15 +137,16 @@ class SEPlan:
     def install(self, block: nn.Module, layout: BlockLayout) -> None:
         """Give ``block`` the SE layer se_cfg puts at its position (none in disabled stages).
 
-        The layer becomes ``block.se_<position>`` (``se_pre``, ``se_3x3``, ``se_post``), or
-        the layout's 'standard' attribute; the block sets them all to ``None`` first. 'identity' SE is
+        The layer becomes the layout's attribute for the position (``se_pre``, ``se_3x3``,
+        ``se_post`` ... by default); the block sets them all to ``None`` first. 'identity' SE is
         appended to the shortcut as ``downsample.se`` (a block without a projection gets
         ``downsample = Sequential(se=se)``), so the shortcut's own keys stay as they are.
         """
         position = self.config.position
-        stage = self.stage(getattr(block, layout.last_conv).out_channels)
+        stage = self.stage(block.get_submodule(layout.last_conv).out_channels)
         channels = se_channels(block, position, layout, self.owner)  # '3x3' on a basic block fails here
-        se = self.config.make_layer(stage, channels, **factory_of(block))
+        block_input = block.get_submodule(layout.first_conv).in_channels
+        se = self.config.make_layer(stage, channels, block_input, **factory_of(block))
         if se is None:
             return
         if position == 'identity':
@@ -139,7 +159,7 @@ class SEPlan:
                 raise TypeError(f"{self.owner}: se_cfg position 'identity' needs {type(block).__name__}."
                                 f'{layout.shortcut} to be None or an nn.Sequential; got {type(shortcut).__name__}')
         else:
-            setattr(block, layout.standard if position == 'standard' else f'se_{position}', se)
+            setattr(block, layout.attribute(position), se)
 
 
 def rescale_output(unit: nn.Module, se: SELayer, se_types: Mapping[type, type]) -> None:

@@ -28,7 +28,7 @@ BUILD = {'timm': timm_model, 'mmpretrain': mmpretrain_model}
 # Parts of a bottleneck as each framework names them: convs, norms (1x1, 3x3, 1x1) and SE at 'standard'.
 PARTS = {'timm': (('conv1', 'bn1'), ('conv2', 'bn2'), ('conv3', 'bn3'), 'se'),
          'mmpretrain': (('conv1', 'norm1'), ('conv2', 'norm2'), ('conv3', 'norm3'), 'se_layer')}
-SE_NAME = {'pre': 'se_pre', 'post': 'se_post', 'identity': 'downsample.se', '3x3': 'se_3x3'}
+SE_NAME = {'pre': 'se_pre', 'post': 'se_post', 'identity': 'downsample.se', '3x3': 'se_3x3', '3x3_act': 'se_3x3_act'}
 
 
 def se_of(block: nn.Module, framework: str, position: str) -> SELayer:
@@ -60,7 +60,7 @@ def reference(block: nn.Module, framework: str, position: str, x: torch.Tensor, 
 
     (c1, n1), (c2, n2), (c3, n3), _ = PARTS[framework]
     h = F.relu(getattr(bare, n1)(getattr(bare, c1)(gate(x, 'pre'))))
-    h = F.relu(gate(getattr(bare, n2)(getattr(bare, c2)(h)), '3x3'))
+    h = gate(F.relu(gate(getattr(bare, n2)(getattr(bare, c2)(h)), '3x3')), '3x3_act')
     h = gate(getattr(bare, n3)(getattr(bare, c3)(h)), 'standard')
     shortcut = x
     if bare.downsample is not None:
@@ -95,7 +95,7 @@ def test_position_names_and_channels(framework, position):
         assert f'{block}.{se_name}.conv1.conv.weight' in keys
     other_names = {PARTS[framework][3], *SE_NAME.values()} - {se_name}
     assert not [k for k in keys for n in other_names if re.match(rf'layer\d\.\d+\.{re.escape(n)}\.', k)]
-    channels = {'pre': 256, '3x3': 128}.get(position, 512)  # layer2.0: 256 in, width 128, 512 out
+    channels = {'pre': 256, '3x3': 128, '3x3_act': 128}.get(position, 512)  # layer2.0: 256 in, width 128, 512 out
     assert se_of(model.layer2[0], framework, position).channels == channels
 
 
@@ -134,8 +134,20 @@ def test_basic_blocks_take_every_position_but_3x3(framework, position):
     out = model(torch.randn(2, 3, 32, 32))
     (out[-1] if isinstance(out, tuple) else out).sum().backward()
     assert sum(isinstance(m, SELayer) for m in model.modules()) == 8
-    with pytest.raises(ValueError, match=r"position '3x3' needs bottleneck blocks"):
-        BUILD[framework](18, position='3x3')
+    for spatial in ('3x3', '3x3_act'):
+        with pytest.raises(ValueError, match=rf"position '{spatial}' needs bottleneck blocks"):
+            BUILD[framework](18, position=spatial)
+
+
+@pytest.mark.parametrize('framework', ['timm', 'mmpretrain'])
+def test_ratio_of_block_input(framework):
+    """RegNetY's width rule: round(block input / ratio); layer2.0 takes 256 channels, the others 512."""
+    model = BUILD[framework](position='3x3_act', ratio=4, divisor=1, ratio_of='block_input')
+    assert [b.se_3x3_act.squeeze_channels for b in model.layer2] == [64] + [128] * (len(model.layer2) - 1)
+    assert model.layer2[0].se_3x3_act.channels == 128
+    assert se_of(BUILD[framework](ratio=4, divisor=1).layer2[0], framework, 'standard').squeeze_channels == 128
+    with pytest.raises(ValueError, match=r"se_cfg 'ratio_of' must be one of \('channels', 'block_input'\); got 'x'"):
+        BUILD[framework](ratio_of='x')
 
 
 def test_stages_and_positions_combine():

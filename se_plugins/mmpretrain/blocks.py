@@ -2,7 +2,7 @@
 
 Each class is MMPretrain's block (same constructor, parameters and keys) with one more
 argument, ``se_plan`` (:class:`se_plugins.placement.SEPlan`), and a forward that calls
-``se_pre``, ``se_3x3``, ``se_layer`` and ``se_post`` where they are not ``None``; ``with_cp``
+``se_pre``, ``se_3x3``, ``se_3x3_act``, ``se_layer`` and ``se_post`` where they are not ``None``; ``with_cp``
 checkpoints the residual branch as in the stock block. ``se_layer`` is where MMPretrain's
 own ``SEBottleneck`` has its SE, so SEResNet/SEResNeXt checkpoints load strictly.
 """
@@ -31,7 +31,8 @@ class _TakesSEPlan:
 
     def __init__(self, *args: Any, se_plan: Optional[SEPlan] = None, se_ratio: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.se_pre = self.se_3x3 = self.se_layer = self.se_post = None
+        for name in self.layout.attributes():
+            setattr(self, name, None)
         if se_plan is not None:
             se_plan.install(self, self.layout)
 
@@ -43,7 +44,7 @@ class _TakesSEPlan:
 
 
 class SEBasicBlock(_TakesSEPlan, BasicBlock):
-    """MMPretrain's ``BasicBlock`` with SE where ``se_plan`` puts it (no '3x3' position)."""
+    """MMPretrain's ``BasicBlock`` with SE where ``se_plan`` puts it (no '3x3' or '3x3_act' position)."""
 
     layout = BlockLayout(standard='se_layer', first_conv='conv1', spatial_conv=None, last_conv='conv2')
 
@@ -91,6 +92,8 @@ class SEBottleneck(_TakesSEPlan, Bottleneck):
             if self.se_3x3 is not None:
                 out = self.se_3x3(out, norm_input=z, norm=self.norm2)
             out = self.relu(out)
+            if self.se_3x3_act is not None:
+                out = self.se_3x3_act(out)
 
             z = self.conv3(out)
             out = self.norm3(z)

@@ -25,13 +25,14 @@ class _TakesSEPlan:
 
     def __init__(self, *args: Any, se_plan: Optional[SEPlan] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.se = self.se_pre = self.se_3x3 = self.se_post = None
+        for name in self.layout.attributes():
+            setattr(self, name, None)
         if se_plan is not None:
             se_plan.install(self, self.layout)
 
 
 class SEBasicBlock(_TakesSEPlan, BasicBlock):
-    """timm's ``BasicBlock`` with SE where ``se_plan`` puts it (no '3x3' position)."""
+    """timm's ``BasicBlock`` with SE where ``se_plan`` puts it (no '3x3' or '3x3_act' position)."""
 
     layout = BlockLayout(standard='se', first_conv='conv1', spatial_conv=None, last_conv='conv2')
 
@@ -88,6 +89,8 @@ class SEBottleneck(_TakesSEPlan, Bottleneck):
                 x = self.se_3x3(x, norm_input=z, norm=self.bn2)
         x = self.drop_block(x)
         x = self.act2(x)
+        if self.se_3x3_act is not None:
+            x = self.se_3x3_act(x)
         x = self.aa(x)
 
         z = self.conv3(x)
