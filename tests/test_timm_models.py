@@ -22,14 +22,27 @@ EXPECTED = {
     'se_resnet26_plugin': ('resnet26+se', 17_395_976, (64, 256, 512, 1024, 2048)),
     'se_resnet34_plugin': ('seresnet34', 21_960_416, (64, 64, 128, 256, 512)),
     'se_resnet50_plugin': ('seresnet50', 28_088_024, (64, 256, 512, 1024, 2048)),
+    'se_resnet50d_plugin': ('resnet50d+se', 28_107_256, (64, 256, 512, 1024, 2048)),
+    'se_resnet50t_plugin': ('seresnet50t', 28_104_720, (64, 256, 512, 1024, 2048)),
+    'se_resnetaa50d_plugin': ('seresnetaa50d', 28_107_256, (64, 256, 512, 1024, 2048)),
     'se_resnet101_plugin': ('seresnet101', 49_326_872, (64, 256, 512, 1024, 2048)),
     'se_resnet152_plugin': ('seresnet152', 66_821_848, (64, 256, 512, 1024, 2048)),
-    'se_resnet50d_plugin': ('resnet50d+se', 28_107_256, (64, 256, 512, 1024, 2048)),
+    'se_resnet152d_plugin': ('seresnet152d', 66_841_080, (64, 256, 512, 1024, 2048)),
+    'se_resnet200d_plugin': ('seresnet200d', 71_855_096, (64, 256, 512, 1024, 2048)),
+    'se_resnet269d_plugin': ('seresnet269d', 113_672_760, (64, 256, 512, 1024, 2048)),
+    'se_resnext26d_32x4d_plugin': ('seresnext26d_32x4d', 16_809_512, (64, 256, 512, 1024, 2048)),
+    'se_resnext26t_32x4d_plugin': ('seresnext26t_32x4d', 16_806_976, (64, 256, 512, 1024, 2048)),
     'se_resnext50_32x4d_plugin': ('seresnext50_32x4d', 27_559_896, (64, 256, 512, 1024, 2048)),
     'se_resnext101_32x4d_plugin': ('seresnext101_32x4d', 48_955_416, (64, 256, 512, 1024, 2048)),
     'se_resnext101_32x8d_plugin': ('seresnext101_32x8d', 93_569_048, (64, 256, 512, 1024, 2048)),
+    'se_resnext101d_32x8d_plugin': ('seresnext101d_32x8d', 93_588_280, (64, 256, 512, 1024, 2048)),
+    'se_resnext101_64x4d_plugin': ('seresnext101_64x4d', 88_232_984, (64, 256, 512, 1024, 2048)),
+    'se_resnextaa101d_32x8d_plugin': ('seresnextaa101d_32x8d', 93_588_280, (64, 256, 512, 1024, 2048)),
+    'se_resnextaa201d_32x8d_plugin': ('seresnextaa201d_32x8d', 149_394_904, (128, 256, 512, 1024, 2048)),
+    'se_net154_plugin': ('senet154', 115_088_984, (128, 256, 512, 1024, 2048)),
     'se_wide_resnet50_2_plugin': ('wide_resnet50_2+se', 71_414_232, (64, 256, 512, 1024, 2048)),
 }
+TWINS = {name: source for name, (source, _, _) in EXPECTED.items() if '+' not in source}  # of timm SE models
 DATA_FIELDS = ('input_size', 'test_input_size', 'pool_size', 'crop_pct', 'test_crop_pct', 'interpolation',
                'mean', 'std', 'num_classes', 'classifier')
 
@@ -110,24 +123,73 @@ def test_real_forward(name):
     assert out.std().item() > 0
 
 
-# Plugins whose exact timm equivalent has weights on the HF hub: their default tag points there.
-WEIGHTS = {'se_resnet50_plugin': 'seresnet50.ra2_in1k', 'se_resnext50_32x4d_plugin': 'seresnext50_32x4d.racm_in1k',
-           'se_resnext101_32x4d_plugin': 'seresnext101_32x4d.gluon_in1k',
-           'se_resnext101_32x8d_plugin': 'seresnext101_32x8d.ah_in1k'}
-
-
 @pytest.mark.parametrize('name', EXPECTED)
-def test_pretrained_cfg_is_that_of_timms_equivalent(name):
-    ours = timm.models.get_pretrained_cfg(name).to_dict()
-    source = WEIGHTS.get(name, 'seresnet18.untrained')
-    reference = timm.models.get_pretrained_cfg(source).to_dict()
-    assert {k: ours.get(k) for k in DATA_FIELDS} == {k: reference.get(k) for k in DATA_FIELDS}
-    base = EXPECTED[name][0].partition('+')[0]
-    assert ours['first_conv'] == timm.models.get_pretrained_cfg(base).first_conv == (
-        'conv1.0' if name == 'se_resnet50d_plugin' else 'conv1')
-    assert ours['architecture'] == name and ours['tag'] == source.split('.')[1]
-    assert bool(timm.models.get_pretrained_cfg(name).has_weights) == (name in WEIGHTS)
-    assert ours.get('hf_hub_id') == (f'timm/{source}' if name in WEIGHTS else None)
+def test_pretrained_tags_are_timms(name):
+    """Every tag of timm's SE model is a tag of its twin, with timm's pretrained_cfg; the default tag too."""
+    source = TWINS.get(name)
+    ours = timm.models.get_arch_pretrained_cfgs(name)
+    if source is None:  # no timm SE model: the data config of timm's untrained ResNets, no weights
+        assert list(ours) == [f'{name}.untrained']
+        reference = timm.models.get_pretrained_cfg('seresnet18.untrained').to_dict()
+        assert {k: ours[f'{name}.untrained'].to_dict().get(k) for k in DATA_FIELDS} == {
+            k: reference.get(k) for k in DATA_FIELDS}
+        return
+    theirs = timm.models.get_arch_pretrained_cfgs(source)
+    assert [t.partition('.')[2] for t in ours] == [t.partition('.')[2] for t in theirs]
+    for (our_tag, cfg), their_cfg in zip(ours.items(), theirs.values()):
+        assert {**cfg.to_dict(), 'architecture': source, 'tag': None} == {**their_cfg.to_dict(), 'tag': None}, our_tag
+    assert timm.models.get_pretrained_cfg(name).tag == timm.models.get_pretrained_cfg(source).tag
+    listed = set(timm.list_models(f'{name}*', pretrained=True))
+    assert listed == {t for t, cfg in ours.items() if cfg.has_weights}
+    assert {t.replace(name, source) for t in listed} == set(timm.list_models(f'{source}.*', pretrained=True))
+
+
+def test_twenty_tags_with_weights():
+    tags = timm.list_models('se_*_plugin', pretrained=True)
+    assert len([t for t in tags if t.split('.')[0] in TWINS]) == 20
+    assert 'se_resnextaa201d_32x8d_plugin.sw_in12k_ft_in1k_384' in tags and 'se_net154_plugin.gluon_in1k' in tags
+
+
+def randomize(model: torch.nn.Module) -> None:
+    """BatchNorm affine far from its init (timm zero-inits each block's last gamma, which would hide
+    SE), SE biases non-zero, and running statistics those of a random batch: random, yet on the
+    scale of the activations, so that a 269-layer network in eval mode does not blow up."""
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5), m.bias.normal_(0, 0.2)
+                m.momentum = 1.0  # running statistics := those of the next batch
+            elif name.endswith('.se'):
+                for p in m.parameters():
+                    p.normal_(0, 0.2) if p.dim() == 1 else None
+        model.train()(torch.randn(2, 3, 64, 64))
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.momentum = 0.1
+
+
+@pytest.mark.parametrize('name', [n if EXPECTED[n][1] < 30e6 else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in TWINS])
+def test_timm_weights_load_by_tag_and_compute_the_same_in_float64(name, tmp_path):
+    """timm's SE model, saved to a file, loads strictly through the twin's default tag: same outputs and
+    same BatchNorm updates, eval and train, float64."""
+    source = TWINS[name]
+    torch.manual_seed(0)
+    theirs = timm.create_model(source)
+    randomize(theirs)
+    path = tmp_path / 'theirs.pth'
+    torch.save(theirs.state_dict(), path)
+    ours = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    ours.double(), theirs.double()
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    for train in (False, True):
+        ours.train(train), theirs.train(train)
+        with torch.no_grad():
+            a, b = ours(x), theirs(x)
+        # relative: float64 rounding (pooling and 1x1-conv summation order) grows through up to 269 layers
+        assert (a - b).abs().max().item() < 1e-8 * b.abs().max().item() and a.std().item() > 1e-3
+    running = [{n: b for n, b in m.named_buffers() if 'running' in n} for m in (ours, theirs)]
+    torch.testing.assert_close(*running, rtol=1e-10, atol=1e-12)
 
 
 def test_squeeze_widths_match_timm_seresnet50():

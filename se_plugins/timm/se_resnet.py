@@ -6,7 +6,11 @@ through ``block_args``. With the default ``position='standard'`` SE sits exactly
 ``seresnet*`` put their ``SEModule``: after the last norm of the residual branch, before the
 addition. The SE module of block Y of stage X is ``layerX.Y.se``, with MMPretrain's keys
 (``se.conv1.conv.weight`` ...); the other positions are ``layerX.Y.se_pre``, ``se_post``,
-``se_3x3`` and ``downsample.se``.
+``se_3x3``, ``se_3x3_act`` and ``downsample.se``.
+
+Every SE-ResNet and SE-ResNeXt of timm has a twin here (``seresnext26t_32x4d`` ->
+``se_resnext26t_32x4d_plugin``, ``senet154`` -> ``se_net154_plugin``: see
+``TIMM_SOURCES``) with the same parameters and every pretrained tag timm has for it.
 
 Every entrypoint takes the ``se_cfg`` dict of MMPretrain configs (see :class:`SEConfig`)
 and all of timm's ResNet arguments (``num_classes``, ``features_only``, ``drop_path_rate`` ...).
@@ -17,8 +21,9 @@ from typing import Any, Dict, Mapping, Optional, Union
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import to_ntuple
-from timm.models import build_model_with_cfg, generate_default_cfgs, get_pretrained_cfg, register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, get_arch_pretrained_cfgs, register_model
 from timm.models.resnet import ResNet
+from torch import nn
 
 from ..config import SEConfig
 from ..convert import timm_checkpoint_filter
@@ -30,20 +35,50 @@ __all__ = ['SEBasicBlock', 'SEBottleneck']  # @register_model appends every entr
 SECfg = Union[SEConfig, Mapping[str, Any]]
 
 
-# Architecture arguments, as timm's own entrypoints (resnet50d, resnext50_32x4d ...) set them.
+# Architecture arguments, as timm's own entrypoints (seresnet50t, senet154 ...) set them.
+_D = dict(stem_width=32, stem_type='deep', avg_down=True)  # 'd': deep stem, average-pool shortcut
+_T = dict(stem_width=32, stem_type='deep_tiered', avg_down=True)  # 't': tiered deep stem (24, 32, 64)
+_AA = dict(aa_layer=nn.AvgPool2d)  # 'aa': anti-aliased (average-pool) downsampling
+_X32x4, _X32x8, _X64x4 = (dict(cardinality=c, base_width=w) for c, w in ((32, 4), (32, 8), (64, 4)))
 _ARCHS: Dict[str, Dict[str, Any]] = {
     'se_resnet18_plugin': dict(block=SEBasicBlock, layers=(2, 2, 2, 2)),
     'se_resnet26_plugin': dict(block=SEBottleneck, layers=(2, 2, 2, 2)),
     'se_resnet34_plugin': dict(block=SEBasicBlock, layers=(3, 4, 6, 3)),
     'se_resnet50_plugin': dict(block=SEBottleneck, layers=(3, 4, 6, 3)),
+    'se_resnet50d_plugin': dict(block=SEBottleneck, layers=(3, 4, 6, 3), **_D),
+    'se_resnet50t_plugin': dict(block=SEBottleneck, layers=(3, 4, 6, 3), **_T),
+    'se_resnetaa50d_plugin': dict(block=SEBottleneck, layers=(3, 4, 6, 3), **_D, **_AA),
     'se_resnet101_plugin': dict(block=SEBottleneck, layers=(3, 4, 23, 3)),
     'se_resnet152_plugin': dict(block=SEBottleneck, layers=(3, 8, 36, 3)),
-    'se_resnet50d_plugin': dict(block=SEBottleneck, layers=(3, 4, 6, 3), stem_width=32, stem_type='deep',
-                                avg_down=True),
-    'se_resnext50_32x4d_plugin': dict(block=SEBottleneck, layers=(3, 4, 6, 3), cardinality=32, base_width=4),
-    'se_resnext101_32x4d_plugin': dict(block=SEBottleneck, layers=(3, 4, 23, 3), cardinality=32, base_width=4),
-    'se_resnext101_32x8d_plugin': dict(block=SEBottleneck, layers=(3, 4, 23, 3), cardinality=32, base_width=8),
+    'se_resnet152d_plugin': dict(block=SEBottleneck, layers=(3, 8, 36, 3), **_D),
+    'se_resnet200d_plugin': dict(block=SEBottleneck, layers=(3, 24, 36, 3), **_D),
+    'se_resnet269d_plugin': dict(block=SEBottleneck, layers=(3, 30, 48, 8), **_D),
+    'se_resnext26d_32x4d_plugin': dict(block=SEBottleneck, layers=(2, 2, 2, 2), **_X32x4, **_D),
+    'se_resnext26t_32x4d_plugin': dict(block=SEBottleneck, layers=(2, 2, 2, 2), **_X32x4, **_T),
+    'se_resnext50_32x4d_plugin': dict(block=SEBottleneck, layers=(3, 4, 6, 3), **_X32x4),
+    'se_resnext101_32x4d_plugin': dict(block=SEBottleneck, layers=(3, 4, 23, 3), **_X32x4),
+    'se_resnext101_32x8d_plugin': dict(block=SEBottleneck, layers=(3, 4, 23, 3), **_X32x8),
+    'se_resnext101d_32x8d_plugin': dict(block=SEBottleneck, layers=(3, 4, 23, 3), **_X32x8, **_D),
+    'se_resnext101_64x4d_plugin': dict(block=SEBottleneck, layers=(3, 4, 23, 3), **_X64x4),
+    'se_resnextaa101d_32x8d_plugin': dict(block=SEBottleneck, layers=(3, 4, 23, 3), **_X32x8, **_D, **_AA),
+    'se_resnextaa201d_32x8d_plugin': dict(block=SEBottleneck, layers=(3, 24, 36, 4), **_X32x8,
+                                          **dict(_D, stem_width=64), **_AA),
+    'se_net154_plugin': dict(block=SEBottleneck, layers=(3, 8, 36, 3), **_X64x4, stem_type='deep',
+                             down_kernel_size=3, block_reduce_first=2),
     'se_wide_resnet50_2_plugin': dict(block=SEBottleneck, layers=(3, 4, 6, 3), base_width=128),
+}
+# Twin -> timm's SE model of the same network, whose pretrained tags the twin has.
+TIMM_SOURCES: Dict[str, str] = {
+    'se_resnet18_plugin': 'seresnet18', 'se_resnet34_plugin': 'seresnet34', 'se_resnet50_plugin': 'seresnet50',
+    'se_resnet50t_plugin': 'seresnet50t', 'se_resnetaa50d_plugin': 'seresnetaa50d',
+    'se_resnet101_plugin': 'seresnet101', 'se_resnet152_plugin': 'seresnet152',
+    'se_resnet152d_plugin': 'seresnet152d', 'se_resnet200d_plugin': 'seresnet200d',
+    'se_resnet269d_plugin': 'seresnet269d', 'se_resnext26d_32x4d_plugin': 'seresnext26d_32x4d',
+    'se_resnext26t_32x4d_plugin': 'seresnext26t_32x4d', 'se_resnext50_32x4d_plugin': 'seresnext50_32x4d',
+    'se_resnext101_32x4d_plugin': 'seresnext101_32x4d', 'se_resnext101_32x8d_plugin': 'seresnext101_32x8d',
+    'se_resnext101d_32x8d_plugin': 'seresnext101d_32x8d', 'se_resnext101_64x4d_plugin': 'seresnext101_64x4d',
+    'se_resnextaa101d_32x8d_plugin': 'seresnextaa101d_32x8d',
+    'se_resnextaa201d_32x8d_plugin': 'seresnextaa201d_32x8d', 'se_net154_plugin': 'senet154',
 }
 
 
@@ -63,11 +98,7 @@ def _create(variant: str, pretrained: bool, se_cfg: Optional[SECfg] = None, **kw
 
 
 def _cfg(**kwargs: Any) -> Dict[str, Any]:
-    """The pretrained_cfg timm gives its untrained SE-ResNets (``seresnet18.untrained`` ...).
-
-    No weights yet: a later entry such as ``'se_resnet50_plugin.in1k': _cfg(hf_hub_id=...)``
-    becomes the default tag by itself, since timm prefers a tag with weights.
-    """
+    """The pretrained_cfg timm gives its untrained ResNets, for twins of no timm SE model."""
     return {
         'url': '', 'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
         'crop_pct': 0.875, 'interpolation': 'bicubic', 'test_input_size': (3, 288, 288), 'test_crop_pct': 0.95,
@@ -77,36 +108,30 @@ def _cfg(**kwargs: Any) -> Dict[str, Any]:
     }
 
 
-def _weights_of(tag: str) -> Dict[str, Any]:
-    """The pretrained_cfg of timm's ``tag`` (same architecture, same weights on the HF hub)."""
-    cfg = get_pretrained_cfg(tag).to_dict()
-    return {k: v for k, v in cfg.items() if v is not None and k not in ('architecture', 'tag')}
+def timm_tags(twin: str, source: str) -> Dict[str, Dict[str, Any]]:
+    """Every pretrained tag timm has for ``source``, as tags of ``twin`` (``seresnet50.a1_in1k`` -> ``<twin>.a1_in1k``).
+
+    Each keeps timm's pretrained_cfg (hub id, url, input and test sizes, crop, mean/std, first
+    conv, classifier); the checkpoint filter renames timm's SE keys to ours on load.
+    """
+    tags = {}
+    for name, cfg in get_arch_pretrained_cfgs(source).items():
+        fields = {k: v for k, v in cfg.to_dict().items() if v is not None and k not in ('architecture', 'tag')}
+        tags[f'{twin}.{name.partition(".")[2]}'] = fields
+    return tags
 
 
 default_cfgs = generate_default_cfgs({
-    # timm's weights of the same networks; the checkpoint filter renames their SE keys.
-    'se_resnet50_plugin.ra2_in1k': _weights_of('seresnet50.ra2_in1k'),
-    'se_resnet50_plugin.a1_in1k': _weights_of('seresnet50.a1_in1k'),
-    'se_resnext50_32x4d_plugin.racm_in1k': _weights_of('seresnext50_32x4d.racm_in1k'),
-    'se_resnext101_32x4d_plugin.gluon_in1k': _weights_of('seresnext101_32x4d.gluon_in1k'),
-    'se_resnext101_32x8d_plugin.ah_in1k': _weights_of('seresnext101_32x8d.ah_in1k'),
-    'se_resnet18_plugin.untrained': _cfg(),
+    **{tag: cfg for twin, source in TIMM_SOURCES.items() for tag, cfg in timm_tags(twin, source).items()},
     'se_resnet26_plugin.untrained': _cfg(),
-    'se_resnet34_plugin.untrained': _cfg(),
-    'se_resnet50_plugin.untrained': _cfg(),
-    'se_resnet101_plugin.untrained': _cfg(),
-    'se_resnet152_plugin.untrained': _cfg(),
     'se_resnet50d_plugin.untrained': _cfg(first_conv='conv1.0'),
-    'se_resnext50_32x4d_plugin.untrained': _cfg(),
-    'se_resnext101_32x4d_plugin.untrained': _cfg(),
-    'se_resnext101_32x8d_plugin.untrained': _cfg(),
     'se_wide_resnet50_2_plugin.untrained': _cfg(),
 })
 
 
 @register_model
 def se_resnet18_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
-    """SE-ResNet-18 (as timm's ``seresnet18``)."""
+    """SE-ResNet-18 (timm's ``seresnet18``)."""
     return _create('se_resnet18_plugin', pretrained, se_cfg, **kwargs)
 
 
@@ -118,26 +143,14 @@ def se_resnet26_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None,
 
 @register_model
 def se_resnet34_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
-    """SE-ResNet-34 (as timm's ``seresnet34``)."""
+    """SE-ResNet-34 (timm's ``seresnet34``)."""
     return _create('se_resnet34_plugin', pretrained, se_cfg, **kwargs)
 
 
 @register_model
 def se_resnet50_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
-    """SE-ResNet-50 (as timm's ``seresnet50`` and MMPretrain's ``SEResNet(depth=50)``)."""
+    """SE-ResNet-50 (timm's ``seresnet50``, MMPretrain's ``SEResNet(depth=50)``)."""
     return _create('se_resnet50_plugin', pretrained, se_cfg, **kwargs)
-
-
-@register_model
-def se_resnet101_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
-    """SE-ResNet-101 (as timm's ``seresnet101``)."""
-    return _create('se_resnet101_plugin', pretrained, se_cfg, **kwargs)
-
-
-@register_model
-def se_resnet152_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
-    """SE-ResNet-152 (as timm's ``seresnet152``)."""
-    return _create('se_resnet152_plugin', pretrained, se_cfg, **kwargs)
 
 
 @register_model
@@ -147,21 +160,105 @@ def se_resnet50d_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None
 
 
 @register_model
+def se_resnet50t_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
+    """SE-ResNet-50-T: tiered deep stem, average-pool shortcut (timm's ``seresnet50t``)."""
+    return _create('se_resnet50t_plugin', pretrained, se_cfg, **kwargs)
+
+
+@register_model
+def se_resnetaa50d_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
+    """SE-ResNet-50-D with anti-aliased downsampling (timm's ``seresnetaa50d``)."""
+    return _create('se_resnetaa50d_plugin', pretrained, se_cfg, **kwargs)
+
+
+@register_model
+def se_resnet101_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
+    """SE-ResNet-101 (timm's ``seresnet101``)."""
+    return _create('se_resnet101_plugin', pretrained, se_cfg, **kwargs)
+
+
+@register_model
+def se_resnet152_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
+    """SE-ResNet-152 (timm's ``seresnet152``)."""
+    return _create('se_resnet152_plugin', pretrained, se_cfg, **kwargs)
+
+
+@register_model
+def se_resnet152d_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
+    """SE-ResNet-152-D (timm's ``seresnet152d``)."""
+    return _create('se_resnet152d_plugin', pretrained, se_cfg, **kwargs)
+
+
+@register_model
+def se_resnet200d_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
+    """SE-ResNet-200-D (timm's ``seresnet200d``)."""
+    return _create('se_resnet200d_plugin', pretrained, se_cfg, **kwargs)
+
+
+@register_model
+def se_resnet269d_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
+    """SE-ResNet-269-D (timm's ``seresnet269d``)."""
+    return _create('se_resnet269d_plugin', pretrained, se_cfg, **kwargs)
+
+
+@register_model
+def se_resnext26d_32x4d_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
+    """SE-ResNeXt-26-D 32x4d (timm's ``seresnext26d_32x4d``)."""
+    return _create('se_resnext26d_32x4d_plugin', pretrained, se_cfg, **kwargs)
+
+
+@register_model
+def se_resnext26t_32x4d_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
+    """SE-ResNeXt-26-T 32x4d: tiered deep stem (timm's ``seresnext26t_32x4d``)."""
+    return _create('se_resnext26t_32x4d_plugin', pretrained, se_cfg, **kwargs)
+
+
+@register_model
 def se_resnext50_32x4d_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
-    """SE-ResNeXt-50 32x4d (as timm's ``seresnext50_32x4d``)."""
+    """SE-ResNeXt-50 32x4d (timm's ``seresnext50_32x4d``)."""
     return _create('se_resnext50_32x4d_plugin', pretrained, se_cfg, **kwargs)
 
 
 @register_model
 def se_resnext101_32x4d_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
-    """SE-ResNeXt-101 32x4d (as timm's ``seresnext101_32x4d``)."""
+    """SE-ResNeXt-101 32x4d (timm's ``seresnext101_32x4d``)."""
     return _create('se_resnext101_32x4d_plugin', pretrained, se_cfg, **kwargs)
 
 
 @register_model
 def se_resnext101_32x8d_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
-    """SE-ResNeXt-101 32x8d (as timm's ``seresnext101_32x8d``)."""
+    """SE-ResNeXt-101 32x8d (timm's ``seresnext101_32x8d``)."""
     return _create('se_resnext101_32x8d_plugin', pretrained, se_cfg, **kwargs)
+
+
+@register_model
+def se_resnext101d_32x8d_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
+    """SE-ResNeXt-101-D 32x8d (timm's ``seresnext101d_32x8d``)."""
+    return _create('se_resnext101d_32x8d_plugin', pretrained, se_cfg, **kwargs)
+
+
+@register_model
+def se_resnext101_64x4d_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
+    """SE-ResNeXt-101 64x4d (timm's ``seresnext101_64x4d``)."""
+    return _create('se_resnext101_64x4d_plugin', pretrained, se_cfg, **kwargs)
+
+
+@register_model
+def se_resnextaa101d_32x8d_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
+    """SE-ResNeXt-101-D 32x8d, anti-aliased (timm's ``seresnextaa101d_32x8d``)."""
+    return _create('se_resnextaa101d_32x8d_plugin', pretrained, se_cfg, **kwargs)
+
+
+@register_model
+def se_resnextaa201d_32x8d_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
+    """SE-ResNeXt-201-D 32x8d, anti-aliased (timm's ``seresnextaa201d_32x8d``)."""
+    return _create('se_resnextaa201d_32x8d_plugin', pretrained, se_cfg, **kwargs)
+
+
+@register_model
+def se_net154_plugin(pretrained: bool = False, se_cfg: Optional[SECfg] = None, **kwargs: Any) -> ResNet:
+    """SENet-154 (timm's ``senet154``: SE-ResNeXt-152 64x4d, deep stem, 3x3 shortcut convs)."""
+    return _create('se_net154_plugin', pretrained, se_cfg, **kwargs)
 
 
 @register_model
