@@ -65,6 +65,8 @@ class BlockLayout:
         last_conv: The residual branch's last conv.
         shortcut: The shortcut projection (``None`` on blocks with an identity shortcut).
         renamed: Position -> attribute, where it is not ``se_<position>``.
+        positions: The positions the block has (a block whose 3x3 norm and activation are one
+            module has no '3x3'; one whose shortcut is not a ``Sequential`` has no 'identity').
     """
 
     standard: str
@@ -73,6 +75,7 @@ class BlockLayout:
     last_conv: str = 'conv3'
     shortcut: str = 'downsample'
     renamed: Mapping[str, str] = field(default_factory=dict)
+    positions: Tuple[str, ...] = POSITIONS
 
     def attribute(self, position: str) -> str:
         """The attribute that holds SE at ``position`` (not 'identity', which is in the shortcut)."""
@@ -82,7 +85,7 @@ class BlockLayout:
 
     def attributes(self) -> Tuple[str, ...]:
         """Every SE attribute of the block (all ``None`` until a plan installs one)."""
-        return tuple(self.attribute(p) for p in POSITIONS if p != 'identity')
+        return tuple(self.attribute(p) for p in self.positions if p != 'identity')
 
 
 def se_channels(block: nn.Module, position: str, layout: BlockLayout, owner: str) -> int:
@@ -143,6 +146,9 @@ class SEPlan:
         ``downsample = Sequential(se=se)``), so the shortcut's own keys stay as they are.
         """
         position = self.config.position
+        if position not in layout.positions:
+            raise ValueError(f'{self.owner}: se_cfg position {position!r} does not exist in '
+                             f'{type(block).__name__} blocks; their positions: {layout.positions}')
         stage = self.stage(block.get_submodule(layout.last_conv).out_channels)
         channels = se_channels(block, position, layout, self.owner)  # '3x3' on a basic block fails here
         block_input = block.get_submodule(layout.first_conv).in_channels
@@ -160,6 +166,21 @@ class SEPlan:
                                 f'{layout.shortcut} to be None or an nn.Sequential; got {type(shortcut).__name__}')
         else:
             setattr(block, layout.attribute(position), se)
+
+
+def become_se_capable(block: nn.Module, cls: type, plan: SEPlan) -> None:
+    """Make the built ``block`` an instance of ``cls``, its SE-capable subclass, with ``plan``'s SE.
+
+    For blocks that a framework's constructor builds from a class it names directly (no block
+    argument): ``cls`` adds no state, only a ``forward`` that calls the SE attributes of its
+    ``layout``, which start as ``None``; then ``plan`` installs the SE layer it puts there.
+    """
+    if not issubclass(cls, type(block)):
+        raise TypeError(f'{cls.__name__} is not an SE-capable subclass of {type(block).__name__}')
+    block.__class__ = cls
+    for name in cls.layout.attributes():
+        setattr(block, name, None)
+    plan.install(block, cls.layout)
 
 
 def rescale_output(unit: nn.Module, se: SELayer, se_types: Mapping[type, type]) -> None:
