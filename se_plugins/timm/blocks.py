@@ -18,7 +18,7 @@ from ..placement import BlockLayout, SEPlan
 __all__ = ['SEBasicBlock', 'SEBottleneck']
 
 
-class _TakesSEPlan:
+class TakesSEPlan:
     """Mixin of the SE-capable blocks: ``se_plan`` installs the SE layers after the build."""
 
     layout: BlockLayout
@@ -31,7 +31,7 @@ class _TakesSEPlan:
             se_plan.install(self, self.layout)
 
 
-class SEBasicBlock(_TakesSEPlan, BasicBlock):
+class SEBasicBlock(TakesSEPlan, BasicBlock):
     """timm's ``BasicBlock`` with SE where ``se_plan`` puts it (no '3x3' or '3x3_act' position)."""
 
     layout = BlockLayout(standard='se', first_conv='conv1', spatial_conv=None, last_conv='conv2')
@@ -66,7 +66,7 @@ class SEBasicBlock(_TakesSEPlan, BasicBlock):
         return x
 
 
-class SEBottleneck(_TakesSEPlan, Bottleneck):
+class SEBottleneck(TakesSEPlan, Bottleneck):
     """timm's ``Bottleneck`` with SE where ``se_plan`` puts it."""
 
     layout = BlockLayout(standard='se', first_conv='conv1', spatial_conv='conv2', last_conv='conv3')

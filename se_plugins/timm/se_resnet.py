@@ -21,7 +21,7 @@ from typing import Any, Dict, Mapping, Optional, Union
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import to_ntuple
-from timm.models import build_model_with_cfg, generate_default_cfgs, get_arch_pretrained_cfgs, register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.resnet import ResNet
 from torch import nn
 
@@ -29,6 +29,7 @@ from ..config import SEConfig
 from ..convert import timm_checkpoint_filter
 from ..placement import SEPlan
 from .blocks import SEBasicBlock, SEBottleneck
+from .twins import timm_tags
 
 __all__ = ['SEBasicBlock', 'SEBottleneck']  # @register_model appends every entrypoint name
 
@@ -106,19 +107,6 @@ def _cfg(**kwargs: Any) -> Dict[str, Any]:
         'first_conv': 'conv1', 'classifier': 'fc', 'license': 'apache-2.0',
         **kwargs,
     }
-
-
-def timm_tags(twin: str, source: str) -> Dict[str, Dict[str, Any]]:
-    """Every pretrained tag timm has for ``source``, as tags of ``twin`` (``seresnet50.a1_in1k`` -> ``<twin>.a1_in1k``).
-
-    Each keeps timm's pretrained_cfg (hub id, url, input and test sizes, crop, mean/std, first
-    conv, classifier); the checkpoint filter renames timm's SE keys to ours on load.
-    """
-    tags = {}
-    for name, cfg in get_arch_pretrained_cfgs(source).items():
-        fields = {k: v for k, v in cfg.to_dict().items() if v is not None and k not in ('architecture', 'tag')}
-        tags[f'{twin}.{name.partition(".")[2]}'] = fields
-    return tags
 
 
 default_cfgs = generate_default_cfgs({
