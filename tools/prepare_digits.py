@@ -6,6 +6,7 @@ import argparse
 from typing import Optional, Sequence
 
 from se_plugins.data import prepare_digits
+from se_plugins.extras import required
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -25,4 +26,5 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    with required('prepare_digits.py', 'demo'):  # scikit-learn's digits, written with Pillow
+        main()

@@ -10,14 +10,17 @@ import os
 import os.path as osp
 from typing import Optional, Sequence
 
-import mmengine
-from mmengine.config import Config, DictAction
-from mmengine.evaluator import DumpResults
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
-
 import se_plugins  # noqa: F401  registers se_cfg and the SE models
-from se_plugins.engine import checks, setup
+from se_plugins.extras import required
+
+with required('test.py'):
+    import mmengine
+    from mmengine.config import Config, DictAction
+    from mmengine.evaluator import DumpResults
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    from se_plugins.engine import checks, setup
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -82,4 +85,5 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    with required('test.py'):
+        main()

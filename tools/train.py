@@ -10,12 +10,15 @@ import os
 import os.path as osp
 from typing import Optional, Sequence
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
-
 import se_plugins  # noqa: F401  registers se_cfg and the SE models
-from se_plugins.engine import checks, setup
+from se_plugins.extras import required
+
+with required('train.py'):
+    from mmengine.config import Config, DictAction
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    from se_plugins.engine import checks, setup
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -91,4 +94,5 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    with required('train.py'):
+        main()

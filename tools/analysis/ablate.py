@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from se_plugins.analysis import identity_gates, se_layers, stage_of
 from se_plugins.analysis.loading import add_model_arguments, evaluate, load_from_args
 from se_plugins.analysis.report import format_table, write_csv
+from se_plugins.extras import required
 
 COLUMNS = ('se_off', 'se_layers', 'se_params', 'se_params_pct', 'top1', 'top1_change', 'top5', 'top5_change',
            'loss', 'loss_change')
@@ -82,4 +83,5 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
 
 
 if __name__ == '__main__':
-    main()
+    with required('ablate.py', 'analysis'):
+        main()

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 import se_plugins  # noqa: F401  (registers the plugin models)
+from se_plugins.extras import required
 
 DEFAULT_MODELS = ['resnet50', 'se_resnet50_plugin', 'seresnet50', 'mm:ResNet-50', 'mm:ResNet-50+se', 'mm:SEResNet-50']
 PLAIN = {'timm': 'resnet50', 'mm': 'mm:ResNet-50'}
@@ -171,4 +172,5 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    with required('benchmark.py', 'analysis'):
+        main()

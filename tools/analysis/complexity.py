@@ -20,16 +20,22 @@ import argparse
 import ast
 import os.path as osp
 import sys
+import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from fvcore.nn import FlopCountAnalysis
-from fvcore.nn.jit_handles import elementwise_flop_counter
 from torch import nn
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 import se_plugins  # noqa: E402  (registers the SE models and se_cfg)
 from se_plugins import SELayer  # noqa: E402
+from se_plugins.extras import required  # noqa: E402
+
+with required('complexity.py', 'analysis'), warnings.catch_warnings():
+    # fvcore scripts a loss with torch.jit.script at import; torch's deprecation of it is not for our user.
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
+    from fvcore.nn import FlopCountAnalysis
+    from fvcore.nn.jit_handles import elementwise_flop_counter
 
 SE_OPS = {'aten::mean': elementwise_flop_counter(1, 0), 'aten::amax': elementwise_flop_counter(1, 0),
           'aten::mul': elementwise_flop_counter(0, 1), 'aten::mul_': elementwise_flop_counter(0, 1)}
@@ -127,4 +133,5 @@ def main(argv: Optional[List[str]] = None) -> str:
 
 
 if __name__ == '__main__':
-    main()
+    with required('complexity.py', 'analysis'):
+        main()

@@ -19,8 +19,11 @@ from typing import Any, Dict, Optional, Sequence
 
 from se_plugins.analysis import ExcitationRecorder, ExcitationStats, classes_to_plot
 from se_plugins.analysis.loading import add_model_arguments, evaluate, load_from_args
-from se_plugins.analysis.plots import write_plots
 from se_plugins.analysis.report import format_table, write_csv, write_json
+from se_plugins.extras import required
+
+with required('excitation.py', 'analysis'):
+    from se_plugins.analysis.plots import write_plots  # matplotlib
 
 COLUMNS = ('block', 'channels', 'mean_gate', 'gate_std', 'class_spread', 'class_specificity', 'saturation',
            'frac_below_0.1', 'frac_above_0.9')
@@ -70,4 +73,5 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
 
 
 if __name__ == '__main__':
-    main()
+    with required('excitation.py', 'analysis'):
+        main()
