@@ -1,9 +1,13 @@
 """tools/train_timm.py: one tiny epoch end to end, atomic checkpoints, and clear errors before training."""
+import argparse
+import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import torch
@@ -108,7 +112,123 @@ def usage_error(train_timm, argv, capsys) -> str:
 
 def test_missing_data_folder(train_timm, tmp_path, capsys):
     err = usage_error(train_timm, tiny_args(tmp_path / 'nowhere', tmp_path / 'out'), capsys)
-    assert "--data-dir '" in err and 'no train/ folder' in err and 'DIR/val/<class>/*.png' in err
+    assert "--data-dir '" in err and 'no train/ folder' in err and 'DIR/validation/<class>/*.png' in err
+
+
+def layout(data_dir: Path, root: Path, **folders: str) -> Path:
+    """``root/<name>`` copied from ``data_dir/<split>`` for each ``name=split``."""
+    for name, split in folders.items():
+        shutil.copytree(data_dir / split, root / name)
+    return root
+
+
+def datasets_of(train_timm, root: Path, *extra: str) -> tuple:
+    """(train folder, val folder, their image counts) that create_datasets reads, and the args it leaves."""
+    args = train_timm.parse_args(train_timm.build_parser(), tiny_args(root, root / 'out', *extra))
+    datasets = train_timm.create_datasets(args, train_timm.build_parser().error)
+    found = tuple(Path(datasets[split].reader.root).relative_to(root).as_posix() for split in ('train', 'val'))
+    return found + (len(datasets['train']), len(datasets['val'])), (args.train_split, args.val_split)
+
+
+@pytest.mark.parametrize('folders, expected', [
+    (dict(train='train', validation='val'), ('train', 'validation')),  # timm's train.py layout
+    (dict(train='train', val='val'), ('train', 'val')),  # ours (MMPretrain's): val/ when validation/ is absent
+    (dict(train='train', validation='val', val='train'), ('train', 'validation')),  # validation/ first, as timm
+    (dict(training='train', valid='val'), ('training', 'valid')),  # timm's other names
+])
+def test_split_folders_found_as_timm_finds_them(train_timm, data_dir, tmp_path, folders, expected):
+    root = layout(data_dir, tmp_path / 'data', **folders)
+    found, recorded = datasets_of(train_timm, root)
+    assert found == expected + (24, 24) and recorded == expected
+
+
+def test_named_split_folders(train_timm, data_dir, tmp_path):
+    root = layout(data_dir, tmp_path / 'data', fit='train', holdout='val', validation='val')
+    found, recorded = datasets_of(train_timm, root, '--train-split', 'fit', '--val-split', 'holdout')
+    assert found == ('fit', 'holdout', 24, 24) and recorded == ('fit', 'holdout')
+
+
+@pytest.mark.parametrize('extra, words', [
+    (['--val-split', 'validation'], ["--val-split 'validation': no folder", 'validation/<class>/*.png']),
+    (['--train-split', 'training'], ["--train-split 'training': no folder"]),
+    (['--val-split', ''], ["--val-split '': no folder"]),
+])
+def test_a_named_split_folder_is_not_searched(train_timm, data_dir, tmp_path, capsys, extra, words):
+    root = layout(data_dir, tmp_path / 'data', train='train', val='val')
+    err = usage_error(train_timm, tiny_args(root, tmp_path / 'out', *extra), capsys)
+    assert all(word in err for word in words), err
+
+
+def test_no_validation_folder(train_timm, data_dir, tmp_path, capsys):
+    root = layout(data_dir, tmp_path / 'data', train='train')
+    err = usage_error(train_timm, tiny_args(root, tmp_path / 'out'), capsys)
+    assert 'no validation/ or val/ folder' in err and '--val-split' in err
+
+
+REFUSED = ("train_timm.py: {} of timm's train.py that this script does not support; "
+           "use timm's train.py through python -m se_plugins.timm.run train.py ...\n")
+
+
+@pytest.mark.parametrize('extra, names', [
+    (['--mixup', '0.2'], '--mixup is an option'),
+    (['--mixup=0.2'], '--mixup is an option'),
+    (['--resume', 'last.pth.tar', '--opt-betas', '0.9', '0.99'], '--resume, --opt-betas are options'),
+    (['-vb', '64'], '-vb is an option'),
+])
+def test_timm_options_we_lack_are_refused_by_name(train_timm, data_dir, tmp_path, capsys, extra, names):
+    err = usage_error(train_timm, tiny_args(data_dir, tmp_path / 'out', *extra), capsys)
+    assert err == REFUSED.format(names)
+
+
+def test_timm_option_in_the_config_is_refused_by_name(train_timm, tmp_path, capsys):
+    path = tmp_path / 'timm.yaml'
+    path.write_text('model: se_resnet18_plugin\nmixup: 0.2\ncutmix: 1.0\n')
+    err = usage_error(train_timm, ['-c', str(path)], capsys)
+    assert err == REFUSED.format(f"--config {str(path)!r}: --cutmix, --mixup are options")
+
+
+def test_an_option_of_no_script_is_a_usage_error(train_timm, data_dir, tmp_path, capsys):
+    err = usage_error(train_timm, tiny_args(data_dir, tmp_path / 'out', '--mixupp', '0.2'), capsys)
+    assert 'error: unrecognized arguments: --mixupp 0.2' in err and 'usage:' in err
+
+
+def our_options(train_timm) -> dict:
+    """{dest: option strings} of tools/train_timm.py."""
+    return {a.dest: a.option_strings for a in train_timm.build_parser()._actions if a.dest != 'help'}
+
+
+def test_timm_only_options_are_not_ours_nor_abbreviate_ours(train_timm):
+    ours = [name for names in our_options(train_timm).values() for name in names]
+    assert not [(timm_only, name) for timm_only in train_timm.TIMM_ONLY for name in ours
+                if name.startswith(timm_only)]  # argparse would take such a prefix as our option
+
+
+def timm_train_py() -> Optional[Path]:
+    """timm's train.py, which neither timm's wheel nor its sdist holds: $TIMM_TRAIN_PY, else a checkout here."""
+    candidates = [os.environ.get('TIMM_TRAIN_PY', ''), *Path('/tmp/timm_sdist').glob('*/train.py'),
+                  *(ROOT / '.cache' / 'upstream').glob('*/train.py')]
+    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
+def test_options_have_the_names_of_timms_train_py(train_timm):
+    path = timm_train_py()
+    if path is None:
+        pytest.skip("timm's train.py not found (set TIMM_TRAIN_PY to a pytorch-image-models checkout's train.py)")
+    spec = importlib.util.spec_from_file_location('timm_train_py', path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)  # builds its parsers; main() runs only as __main__
+    theirs = {}
+    for parser in (getattr(script, 'config_parser', None), script.parser):  # -c/--config is in the first
+        if not isinstance(parser, argparse.ArgumentParser):
+            continue
+        for action in parser._actions:
+            theirs.setdefault(action.dest, []).extend(action.option_strings)
+    all_theirs = {name for names in theirs.values() for name in names}
+    assert sorted(train_timm.TIMM_ONLY - all_theirs) == []  # the list names only real options of theirs
+    assert {dest: names for dest, names in our_options(train_timm).items()
+            if not set(names) <= set(theirs.get(dest, ()))} == {}  # ours: their names, for the same thing
+    defaults = {dest: script.parser.get_default(dest) for dest in ('train_split', 'val_split')}
+    assert defaults == {'train_split': train_timm.SPLITS['train'], 'val_split': train_timm.SPLITS['val']}
 
 
 def test_num_classes_must_match_folders(train_timm, data_dir, tmp_path, capsys):

@@ -4,10 +4,13 @@
     python tools/train_timm.py --model se_resnet18_plugin --data-dir data/digits/imagefolder \\
         --num-classes 10 --img-size 32 --epochs 10 -b 64 [--config configs/timm/se_resnet18_digits.yaml]
 
-Data is DIR/train/<class>/*.png and DIR/val/<class>/*.png. A --config YAML sets the defaults
-of these options (keys are option names, ``batch_size`` or ``batch-size``); the command line
-overrides it, and a key that is no option is an error. timm's CheckpointSaver writes
-OUTPUT/last.pth.tar (a tmp file renamed into place), model_best.pth.tar and checkpoint-N.pth.tar.
+Data is read as timm's train.py reads it: DIR/train/<class>/* and DIR/validation/<class>/* (or, when
+there is no validation/, DIR/val/ and timm's other names for it); --train-split and --val-split name
+other folders. Options have the names of timm's train.py; its options that this script lacks are
+refused by name. A -c/--config YAML sets the defaults of these options (keys are option names,
+``batch_size`` or ``batch-size``); the command line overrides it, and a key that is no option is an
+error. timm's CheckpointSaver writes OUTPUT/last.pth.tar (a tmp file renamed into place),
+model_best.pth.tar and checkpoint-N.pth.tar.
 """
 from __future__ import annotations
 
@@ -18,29 +21,51 @@ from contextlib import nullcontext
 from functools import partial
 from typing import Any, Callable, Dict, NoReturn, Optional, Sequence
 
-import timm
 import torch
-import yaml
-from timm.data import create_dataset, create_loader, resolve_data_config
-from timm.loss import LabelSmoothingCrossEntropy
-from timm.optim import create_optimizer_v2
-from timm.scheduler import create_scheduler_v2
-from timm.utils import AverageMeter, CheckpointSaver, ModelEmaV3, NativeScaler, ParseKwargs, accuracy, random_seed
 
 import se_plugins  # noqa: F401  (registers the se_*_plugin models in timm)
+from se_plugins.extras import required
+
+with required('train_timm.py', 'timm'):
+    import timm
+    import yaml
+    from timm.data import create_dataset, create_loader, resolve_data_config
+    from timm.data.dataset_factory import _search_split  # how timm's train.py finds DIR/<split> (val for validation)
+    from timm.loss import LabelSmoothingCrossEntropy
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import create_scheduler_v2
+    from timm.utils import AverageMeter, CheckpointSaver, ModelEmaV3, NativeScaler, ParseKwargs, accuracy, random_seed
 
 REQUIRED = ('model', 'data_dir', 'num_classes')
+SPLITS = {'train': 'train', 'val': 'validation'}  # timm's train.py defaults of --train-split and --val-split
+# Options of timm's train.py (1.0) that this script does not have; tests/test_train_timm.py checks them against it.
+TIMM_ONLY = frozenset("""
+    --dataset --class-map --dataset-download --pretrained --pretrained-path --initial-checkpoint --resume
+    --no-resume-opt --gp --in-chans --input-size --mean --std --interpolation -vb --validation-batch-size
+    --channels-last --grad-accum-steps --grad-checkpointing --torchscript --torchcompile --amp-dtype --amp-impl
+    --model-dtype --device-modules --opt-eps --opt-betas --clip-grad --clip-mode --layer-decay --opt-kwargs
+    --sched-on-updates --lr-base --lr-base-size --lr-base-scale --warmup-lr --warmup-prefix --cooldown-epochs
+    --decay-epochs --decay-milestones --decay-rate --patience-epochs --start-epoch --epoch-repeats --ratio --vflip
+    --color-jitter --aa --aug-repeats --aug-splits --jsd-loss --bce-loss --reprob --remode --recount --mixup
+    --cutmix --cutmix-minmax --mixup-prob --mixup-switch-prob --mixup-mode --mixup-off-epoch --train-interpolation
+    --drop --drop-path --drop-block --sync-bn --dist-bn --split-bn --bn-momentum --bn-eps --model-ema-force-cpu
+    --model-ema-warmup --worker-seeding --recovery-interval --pin-mem --no-prefetcher --experiment --eval-metric
+    --tta --log-wandb
+""".split())
+USE_TIMM = "use timm's train.py through python -m se_plugins.timm.run train.py ..."
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The options; none is required here, so that --config can supply them."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='train_timm.py', description=__doc__.splitlines()[0])
     add = parser.add_argument
-    add('--config', help='YAML file of option defaults (unknown keys are an error)')
+    add('-c', '--config', help='YAML file of option defaults (unknown keys are an error)')
     add('--model', help="timm model name, e.g. se_resnet18_plugin (see timm.list_models('*_plugin'))")
     add('--model-kwargs', nargs='*', default={}, action=ParseKwargs,
         help="extra create_model keywords, e.g. se_cfg=\"{'ratio': 8}\"")
-    add('--data-dir', help='ImageFolder root holding train/ and val/')
+    add('--data-dir', help='ImageFolder root holding the split folders')
+    add('--train-split', help='training folder in DIR (default: train, or timm\'s other name for it: training)')
+    add('--val-split', help='validation folder in DIR (default: validation, or when absent val, valid, eval ...)')
     add('--num-classes', type=int, help='number of classes; must match the class folders')
     add('--img-size', type=int, help="input size (default: the model's pretrained_cfg)")
     add('--crop-pct', type=float, help="validation centre-crop fraction (default: the model's)")
@@ -69,9 +94,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def refuse_timm_options(parser: argparse.ArgumentParser, names: Sequence[str], where: str = '') -> None:
+    """Exit (status 2) with one line if ``names`` hold options of timm's train.py that this script lacks."""
+    theirs = [name for name in names if name in TIMM_ONLY]
+    if theirs:
+        verb = 'is an option' if len(theirs) == 1 else 'are options'
+        parser.exit(2, f"{parser.prog}: {where}{', '.join(theirs)} {verb} of timm's train.py that this script "
+                       f'does not support; {USE_TIMM}\n')
+
+
+def parse_known(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """``parser.parse_args``, but an option of timm's train.py that we lack is refused by name."""
+    args, extras = parser.parse_known_args(argv)
+    refuse_timm_options(parser, [extra.split('=', 1)[0] for extra in extras if extra.startswith('-')])
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
 def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse ``argv`` over the --config defaults; exit with a usage error naming what is wrong."""
-    args = parser.parse_args(argv)
+    args = parse_known(parser, argv)
     if args.config:
         if not os.path.isfile(args.config):
             parser.error(f'--config {args.config!r}: no such file')
@@ -82,10 +125,11 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
         config = {str(key).replace('-', '_'): value for key, value in config.items()}
         known = set(vars(parser.parse_args([]))) - {'config'}
         unknown = sorted(set(config) - known)
+        refuse_timm_options(parser, ['--' + key.replace('_', '-') for key in unknown], f'--config {args.config!r}: ')
         if unknown:
             parser.error(f'--config {args.config!r}: unknown key(s) {unknown}; allowed: {sorted(known)}')
         parser.set_defaults(**config)
-        args = parser.parse_args(argv)
+        args = parse_known(parser, argv)
     missing = ['--' + name.replace('_', '-') for name in REQUIRED if getattr(args, name) is None]
     if missing:
         parser.error(f'missing {", ".join(missing)} (give them on the command line or in --config)')
@@ -96,26 +140,41 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
     return args
 
 
+def split_folder(args: argparse.Namespace, split: str, error: Callable[[str], NoReturn]) -> str:
+    """The folder of ``split`` ('train' or 'val'): as --<split>-split names it, else found as timm's train.py does."""
+    given = getattr(args, f'{split}_split')
+    root = os.path.join(args.data_dir, given) if given is not None else _search_split(args.data_dir, SPLITS[split])
+    if os.path.isdir(root) and os.path.normpath(root) != os.path.normpath(args.data_dir):
+        return root
+    if given is not None:
+        error(f'--{split}-split {given!r}: no folder {root!r} (expected DIR/{given}/<class>/*.png)')
+    error(f"--data-dir {args.data_dir!r}: no {SPLITS[split]}/{' or val/' if split == 'val' else ''} folder "
+          '(expected DIR/train/<class>/*.png and DIR/validation/<class>/*.png or DIR/val/<class>/*.png; '
+          '--train-split and --val-split name other folders)')
+
+
 def create_datasets(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> Dict[str, Any]:
-    """timm ImageFolder datasets of DIR/train and DIR/val, checked against --num-classes."""
-    datasets = {}
+    """timm ImageFolder datasets of the train and val split folders, checked against --num-classes.
+
+    ``args.train_split`` and ``args.val_split`` are set to the folder names found (saved in the checkpoints).
+    """
+    datasets, names = {}, {}
     for split in ('train', 'val'):
-        root = os.path.join(args.data_dir, split)
-        if not os.path.isdir(root):
-            error(f'--data-dir {args.data_dir!r}: no {split}/ folder (expected DIR/train/<class>/*.png '
-                  'and DIR/val/<class>/*.png)')
+        root = split_folder(args, split, error)
+        names[split] = os.path.relpath(root, args.data_dir)
         try:
-            datasets[split] = create_dataset('', root=root, split=split, search_split=False,
+            datasets[split] = create_dataset('', root=root, split=names[split], search_split=False,
                                              is_training=split == 'train')
         except RuntimeError as err:  # timm: "Found 0 images in subfolders of ..."
             error(f'--data-dir {args.data_dir!r}: {err}')
+    args.train_split, args.val_split = names['train'], names['val']
     classes = {split: sorted(ds.reader.class_to_idx) for split, ds in datasets.items()}
     if classes['train'] != classes['val']:
-        error(f"--data-dir {args.data_dir!r}: train classes {classes['train']} differ from "
-              f"val classes {classes['val']}")
+        error(f"--data-dir {args.data_dir!r}: {names['train']} classes {classes['train']} differ from "
+              f"{names['val']} classes {classes['val']}")
     if len(classes['train']) != args.num_classes:
         error(f"--num-classes {args.num_classes} does not match the {len(classes['train'])} class folders "
-              f"of {args.data_dir}/train: {classes['train']}")
+              f"of {os.path.join(args.data_dir, names['train'])}: {classes['train']}")
     return datasets
 
 
@@ -221,4 +280,5 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
 
 
 if __name__ == '__main__':
-    main()
+    with required('train_timm.py', 'timm'):
+        main()
