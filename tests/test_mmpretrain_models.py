@@ -1,9 +1,11 @@
 """MMPretrain adapter: se_cfg on stock configs, parameter counts, stock identity, checkpoints, errors."""
+import contextlib
 import copy
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -235,7 +237,7 @@ def test_bad_se_cfg_fails_at_build_naming_the_key(se_cfg, error, match):
 
 
 @pytest.mark.parametrize('backbone', [
-    dict(type='ShuffleNetV2'), dict(type='VisionTransformer', arch='b'), dict(type='RegNet', arch='regnetx_400mf'),
+    dict(type='ShuffleNetV2'), dict(type='VisionTransformer', arch='b'), dict(type='DenseNet', arch='121'),
     dict(type='Res2Net', depth=50),
 ], ids=lambda cfg: cfg['type'])
 def test_backbones_that_cannot_take_se_fail_naming_type_and_key(backbone):
@@ -270,3 +272,84 @@ def test_import_changes_no_framework_class_or_function():
     ''')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
     assert out.split()[1:] == ['[]'] and int(out.split()[0]) > 1000
+
+
+# Shipped SE-ResNet config -> (the timm model it equals, its parameter count in timm 1.0.31).
+TIMM_TWINS = {
+    'se-resnet18_8xb32_in1k.py': ('seresnet18', 11_779_624), 'se-resnet34_8xb32_in1k.py': ('seresnet34', 21_960_416),
+    'se-resnet50_8xb32_in1k.py': ('seresnet50', 28_088_024),
+    'se-resnet101_8xb32_in1k.py': ('seresnet101', 49_326_872),
+    'se-resnet152_8xb32_in1k.py': ('seresnet152', 66_821_848),
+    'se-resnetv1d152_8xb32_in1k.py': ('seresnet152d', 66_841_080),
+    'se-resnetv1d200_8xb32_in1k.py': ('seresnet200d', 71_855_096),
+    'se-resnetv1d269_8xb32_in1k.py': ('seresnet269d', 113_672_760),
+    'se-resnext26d-32x4d_8xb32_in1k.py': ('seresnext26d_32x4d', 16_809_512),
+    'se-resnext50-32x4d_8xb32_in1k.py': ('seresnext50_32x4d', 27_559_896),
+    'se-resnext101-32x4d_8xb32_in1k.py': ('seresnext101_32x4d', 48_955_416),
+    'se-resnext101-32x8d_8xb32_in1k.py': ('seresnext101_32x8d', 93_569_048),
+    'se-resnext101d-32x8d_8xb32_in1k.py': ('seresnext101d_32x8d', 93_588_280),
+    'se-resnext101-64x4d_8xb32_in1k.py': ('seresnext101_64x4d', 88_232_984),
+}
+
+
+@contextlib.contextmanager
+def on_meta():
+    """Build on the meta device (no memory); ResNet's drop-path rates (``linspace(...).item()``) stay on the CPU."""
+    linspace = torch.linspace
+    with torch.device('meta'), mock.patch.object(torch, 'linspace',
+                                                 lambda *a, **k: linspace(*a, **{'device': 'cpu', **k})):
+        yield
+
+
+@pytest.mark.parametrize('name', TIMM_TWINS)
+def test_se_resnet_configs_count_exactly_as_their_timm_model(name):
+    timm = pytest.importorskip('timm')
+    timm_name, pinned = TIMM_TWINS[name]
+    cfg = Config.fromfile(str(CONFIGS / name))
+    assert cfg.custom_imports.imports == ['se_plugins'] and cfg.model.backbone.se_cfg == dict(ratio=16)
+    assert cfg.data_preprocessor.to_rgb is True and cfg.model.head.num_classes == 1000
+    with on_meta():
+        model = MODELS.build(cfg.model)
+    reference = timm.create_model(timm_name, device='meta')
+    assert n_params(model) == n_params(reference) == pinned
+    deep, avg_down = type(reference.conv1) is torch.nn.Sequential, type(reference.layer2[0].downsample[0])
+    assert (model.backbone.deep_stem, model.backbone.avg_down) == (deep, avg_down is torch.nn.AvgPool2d)
+    assert list(model.backbone.stage_blocks) == [len(getattr(reference, f'layer{i}')) for i in range(1, 5)]
+
+
+@pytest.mark.parametrize('backbone, depth, blocks', [
+    *[(b, 26, [2, 2, 2, 2]) for b in ('ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt', 'SEResNetV1c', 'SEResNetV1d')],
+    ('ResNet', 200, [3, 24, 36, 3]), ('ResNeXt', 269, [3, 30, 48, 8]),  # (the configs build 200 and 269 on V1d)
+])
+def test_timm_depths_build_on_our_backbones_only(backbone, depth, blocks):
+    with on_meta():
+        model = MODELS.build(dict(type=backbone, depth=depth, se_cfg=dict()))
+    assert [len(getattr(model, layer)) for layer in model.res_layers] == list(model.stage_blocks) == blocks
+    assert model.layer4[0].se_layer.squeeze_channels == 128
+    with pytest.raises(KeyError, match=f'invalid depth {depth}'):
+        getattr(stock, backbone.removeprefix('SE'))(depth=depth)
+
+
+def test_stock_depth_tables_are_unchanged():
+    assert [list(c.arch_settings) for c in (stock.ResNet, stock.ResNetV1c, stock.ResNetV1d)] == [
+        [18, 34, 50, 101, 152]] * 3
+    assert list(stock.ResNeXt.arch_settings) == [50, 101, 152]
+    assert backbones.ResNeXt.arch_settings[26][0] is stock.backbones.resnext.Bottleneck
+    assert backbones.ResNet.arch_settings[269][0] is stock.backbones.resnet.Bottleneck
+
+
+@pytest.mark.parametrize('name', ['se-resnet18_8xb32_in1k.py', 'se-resnext26d-32x4d_8xb32_in1k.py'])
+def test_timm_weights_converted_give_timms_logits(name):
+    timm = pytest.importorskip('timm')
+    from se_plugins.convert import convert
+    torch.manual_seed(0)
+    reference = timm.create_model(TIMM_TWINS[name][0]).eval()
+    with torch.no_grad():
+        for m in reference.modules():  # random BN statistics, so that eval mode is not the identity
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1), m.running_var.uniform_(0.5, 1.5), m.weight.uniform_(0.5, 1)
+    model = MODELS.build(Config.fromfile(str(CONFIGS / name)).model)
+    model.load_state_dict(convert(reference.state_dict(), to='mmpretrain'), strict=True)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(logits(model, x), reference(x), rtol=1e-5, atol=1e-6)

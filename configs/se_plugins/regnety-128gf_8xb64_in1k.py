@@ -1,0 +1,3 @@
+# RegNetY-128GF (= timm's regnety_1280): regnety-3.2gf_8xb64_in1k.py at these widths.
+_base_ = './regnety-3.2gf_8xb64_in1k.py'
+model = dict(backbone=dict(arch='regnety_128gf'), head=dict(in_channels=7392))

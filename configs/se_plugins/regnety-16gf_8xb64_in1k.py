@@ -1,0 +1,3 @@
+# RegNetY-16GF (= timm's regnety_160): regnety-3.2gf_8xb64_in1k.py at these widths.
+_base_ = './regnety-3.2gf_8xb64_in1k.py'
+model = dict(backbone=dict(arch='regnety_16gf'), head=dict(in_channels=3024))

@@ -1,0 +1,3 @@
+# RegNetY-256GF (= timm's regnety_2560): regnety-3.2gf_8xb64_in1k.py at these widths.
+_base_ = './regnety-3.2gf_8xb64_in1k.py'
+model = dict(backbone=dict(arch='regnety_256gf'), head=dict(in_channels=10444))
