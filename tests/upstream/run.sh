@@ -69,6 +69,10 @@ EOF
 # features_only models pass test_model_forward_intermediates_features (part 2).
 TIMM_K='plugin and not test_model_load_pretrained and not test_model_features_pretrained'
 TIMM_K+=' and not (test_model_forward_features and inception)'
+# The two largest twins (se_regnety_1280/2560_plugin, 0.64 and 1.28 billion parameters) are left out as timm's
+# own CI leaves out 'regnet*1280' and 'regnet*2560' on its memory-limited runners (GITHUB_ACTIONS in
+# test_models.py); tests/test_timm_twins.py checks their every key, shape and parameter count.
+TIMM_K+=' and not regnety_1280 and not regnety_2560'
 # xdist pays on 2 cores (timm -k plugin, 107 tests, machine shared with other jobs): serial with torch's
 # 2 threads 10m34s wall / 7m24s CPU; -n 2 with 2 threads each 12m13s / 9m41s; -n 2 with
 # OMP_NUM_THREADS=1 6m21s / 4m00s. Models at batch 1-2 gain little from intra-op threads.
