@@ -23,7 +23,8 @@ MM_CONFIG = {
     'seresnet152': 'se-resnet152_8xb32_in1k.py', 'seresnet152d': 'se-resnetv1d152_8xb32_in1k.py',
     'seresnet200d': 'se-resnetv1d200_8xb32_in1k.py', 'seresnet269d': 'se-resnetv1d269_8xb32_in1k.py',
     'seresnext26d_32x4d': 'se-resnext26d-32x4d_8xb32_in1k.py', 'seresnext50_32x4d': 'se-resnext50-32x4d_8xb32_in1k.py',
-    'seresnext101_32x4d': 'se-resnext101-32x4d_8xb32_in1k.py', 'seresnext101_32x8d': 'se-resnext101-32x8d_8xb32_in1k.py',
+    'seresnext101_32x4d': 'se-resnext101-32x4d_8xb32_in1k.py',
+    'seresnext101_32x8d': 'se-resnext101-32x8d_8xb32_in1k.py',
     'seresnext101d_32x8d': 'se-resnext101d-32x8d_8xb32_in1k.py',
     'seresnext101_64x4d': 'se-resnext101-64x4d_8xb32_in1k.py',
     'regnety_002': 'regnety-200mf_8xb128_in1k.py', 'regnety_004': 'regnety-400mf_8xb128_in1k.py',
@@ -92,9 +93,9 @@ def test_converted_weights_compute_the_same_in_float64(source):
 
 
 def test_regnet_is_told_from_resnext_by_its_shapes():
-    assert detect_family(convert(timm.create_model('regnety_002', device='meta').state_dict(), 'mmpretrain')) == 'regnet'
-    assert detect_family(convert(timm.create_model('seresnext50_32x4d', device='meta').state_dict(),
-                                 'mmpretrain')) == 'resnet'
+    def mm_keys(name: str) -> dict:
+        return convert(timm.create_model(name, device='meta').state_dict(), 'mmpretrain')
+    assert detect_family(mm_keys('regnety_002')) == 'regnet' and detect_family(mm_keys('seresnext50_32x4d')) == 'resnet'
     assert detect_family(timm.create_model('seresnet33ts', device='meta').state_dict()) == 'byobnet'
 
 

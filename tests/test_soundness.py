@@ -35,7 +35,8 @@ timm = pytest.importorskip('timm')
 import se_plugins  # noqa: E402,F401  (registers the se_*_plugin models, and se_cfg on MMPretrain's ResNet when it loads)
 from se_plugins.convert import from_timm_native  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings('ignore:.*use_reentrant:UserWarning')  # MMPretrain's with_cp
+pytestmark = [pytest.mark.usefixtures('one_thread'),
+              pytest.mark.filterwarnings('ignore:.*use_reentrant:UserWarning')]  # MMPretrain's with_cp
 
 OUT_TOL, GRAD_TOL, STAT_RTOL, STAT_ATOL = 1e-10, 1e-9, 1e-10, 1e-13
 F32_TOL = 1e-5  # float32 eval outputs of the same network (traced, ONNX): rounding only (~2e-7 seen)
@@ -54,15 +55,6 @@ SE_INTERNAL = re.compile(r'\.(se|se_layer)\.')  # a module or parameter inside a
 
 FRAMEWORKS = ['timm', 'mmpretrain']
 MEMORY = [pytest.param(None, id='lean'), pytest.param('plain', id='plain')]
-
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """Small float64 models run fastest on one thread (and the runs are reproducible)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------------------------

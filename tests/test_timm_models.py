@@ -15,6 +15,9 @@ import se_plugins  # noqa: E402  (registers the models)
 from se_plugins.timm import MODEL_NAMES, se_byobnet, se_regnet, se_resnet  # noqa: E402
 from se_plugins.timm.run import main as run_main  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures('one_thread')
+
+
 def count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -60,15 +63,6 @@ def create_timm_equivalent(name: str, **kwargs) -> torch.nn.Module:
 
 def blocks_of(model: torch.nn.Module) -> list:
     return [block for stage in (model.layer1, model.layer2, model.layer3, model.layer4) for block in stage]
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared CPU two OpenMP threads can be ten times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')
@@ -154,8 +148,8 @@ def test_every_timm_tag_with_weights_has_a_twin_tag():
     assert len([t for t in tags if t.split('.')[0] in RESNET_TWINS]) == 20
     assert len([t for t in tags if t.split('.')[0] in se_byobnet.TIMM_SOURCES]) == 2
     assert len([t for t in tags if t.split('.')[0] in se_regnet.TIMM_SOURCES]) == 42
-    assert len(tags) == len(set(tags)) == 64 == len(timm.list_models([f'{s}.*' for s in TWINS.values()],
-                                                                   pretrained=True))
+    theirs = timm.list_models([f'{s}.*' for s in TWINS.values()], pretrained=True)
+    assert len(tags) == len(set(tags)) == 64 == len(theirs)
     assert {'se_resnextaa201d_32x8d_plugin.sw_in12k_ft_in1k_384', 'se_net154_plugin.gluon_in1k',
             'se_resnet33ts_plugin.ra2_in1k', 'se_regnety_160_plugin.swag_ft_in1k', 'se_regnety_2560_plugin.seer_ft_in1k'
             } <= set(tags)

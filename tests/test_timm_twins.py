@@ -9,6 +9,8 @@ from se_plugins.timm import se_byobnet, se_regnet  # noqa: E402
 from se_plugins.timm.se_byobnet import SEByoBottleneck  # noqa: E402
 from se_plugins.timm.se_regnet import SERegBottleneck  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures('one_thread')
+
 TWINS = {**se_byobnet.TIMM_SOURCES, **se_regnet.TIMM_SOURCES}
 # A few counts pinned (the test also compares every twin with timm's model at run time).
 PINNED = {'se_resnet33ts_plugin': 19_779_200, 'se_resnext26ts_plugin': 10_388_064, 'se_regnety_002_plugin': 3_162_996,
@@ -22,14 +24,6 @@ def count(model: torch.nn.Module) -> int:
 
 def se_blocks(model: torch.nn.Module) -> list:
     return [m for m in model.modules() if isinstance(m, (SEByoBottleneck, SERegBottleneck))]
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize('name', TWINS)
@@ -51,8 +45,8 @@ def test_twin_structure(name):
 
 
 def test_regnety_squeeze_width_is_a_quarter_of_the_block_input():
-    ours, theirs = timm.create_model('se_regnety_016_plugin', device='meta'), timm.create_model('regnety_016',
-                                                                                              device='meta')
+    ours = timm.create_model('se_regnety_016_plugin', device='meta')
+    theirs = timm.create_model('regnety_016', device='meta')
     widths = [(b.se.channels, b.se.squeeze_channels) for b in se_blocks(ours)]
     assert widths == [(b.se.fc1.in_channels, b.se.fc1.out_channels) for b in theirs.modules()
                       if isinstance(b, timm.models.regnet.Bottleneck)]
@@ -61,8 +55,8 @@ def test_regnety_squeeze_width_is_a_quarter_of_the_block_input():
 
 @pytest.mark.parametrize('name, se', [('se_regnety_002_plugin', 'se'), ('se_resnext26ts_plugin', 'attn')])
 def test_se_cfg_keys_override_the_sources_se(name, se):
-    model = timm.create_model(name, device='meta', se_cfg=dict(ratio=(8, 8, 2, 2), stages=(False, True, True, True),
-                                                                excitation='linear', squeeze='avgmax'))
+    se_cfg = dict(ratio=(8, 8, 2, 2), stages=(False, True, True, True), excitation='linear', squeeze='avgmax')
+    model = timm.create_model(name, device='meta', se_cfg=se_cfg)
     blocks = se_blocks(model)
     stage1 = list((model.stages[0] if se == 'attn' else model.s1).children())
     assert stage1 and all(getattr(b, se) is None for b in stage1)
