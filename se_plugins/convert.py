@@ -25,6 +25,8 @@ from typing import Dict, Iterable, Mapping
 import torch
 from torch import nn
 
+from .cli import InputError
+
 StateDict = Dict[str, torch.Tensor]
 FORMATS = ('timm', 'mmpretrain')
 logger = logging.getLogger(__name__)
@@ -42,19 +44,16 @@ _REGNET_STEM = (('stem.conv.', 'conv1.'), ('stem.bn.', 'bn1.'))
 _TIMM_REGNET_BLOCK = re.compile(r'^s(\d+)\.b(\d+)\.')
 _MM_BLOCK = re.compile(r'^layer(\d+)\.(\d+)\.')
 # Name patterns of timm models whose MMPretrain counterpart does not exist, and why.
-NO_MMPRETRAIN = {
-    '*resnetaa*': 'anti-aliased downsampling (an average pool after a stride-1 3x3 conv)',
-    '*resnextaa*': 'anti-aliased downsampling (an average pool after a stride-1 3x3 conv)',
-    '*resnet50t*': "a tiered deep stem (24, 32, 64 channels)", '*resnext26t_*': 'a tiered deep stem (24, 32, 64 channels)',
-    '*senet154*': '3x3 shortcut convs and a 64-64-128 deep stem', 'se_net154*': '3x3 shortcut convs and a 64-64-128 deep stem',
-    '*33ts*': "timm's ByobNet blocks", '*26ts*': "timm's ByobNet blocks",
-}
+_AA, _TIERED = 'anti-aliased downsampling (an average pool after a stride-1 3x3 conv)', 'a tiered deep stem'
+_SENET, _BYOB = '3x3 shortcut convs and a 64-64-128 deep stem', "timm's ByobNet blocks"
+NO_MMPRETRAIN = {'*resnetaa*': _AA, '*resnextaa*': _AA, '*resnet50t*': _TIERED, '*resnext26t_*': _TIERED,
+                 '*senet154*': _SENET, 'se_net154*': _SENET, '*33ts*': _BYOB, '*26ts*': _BYOB}
 _DOWNSAMPLE = re.compile(r'^(layer\d+\.\d+\.downsample\.)(\d+)\.')
 _LEGACY = ('layer0.', 'last_linear.')
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit: its message lists the offending keys."""
+class CheckpointError(InputError):
+    """A checkpoint that cannot be read or does not fit: its message names the offending keys."""
 
 
 def unwrap(checkpoint: Mapping) -> StateDict:
@@ -245,7 +244,8 @@ def is_se_key(key: str) -> bool:
     return _SE_KEY.search(key) is not None
 
 
-def fit_to_model(state_dict: Mapping, model_state: Mapping, new_ok: Iterable[str] = ()) -> StateDict:
+def fit_to_model(state_dict: Mapping, model_state: Mapping, new_ok: Iterable[str] = (),
+                 strict: bool = False) -> StateDict:
     """Check ``state_dict`` against a model's, filling keys the checkpoint lacks where allowed.
 
     SE keys missing from the checkpoint (a plain ResNet checkpoint loaded into an SE
@@ -256,17 +256,18 @@ def fit_to_model(state_dict: Mapping, model_state: Mapping, new_ok: Iterable[str
         state_dict: The checkpoint, already in the model's layout.
         model_state: ``model.state_dict()``.
         new_ok: Extra keys that may be missing (besides SE keys).
+        strict: No key may be missing, SE keys included (a trained model to test or analyse).
     """
     new_ok = set(new_ok)
     missing = [k for k in model_state if k not in state_dict]
-    new = [k for k in missing if is_se_key(k) or k in new_ok]
+    new = [] if strict else [k for k in missing if is_se_key(k) or k in new_ok]
     problems = [f'missing: {k} {tuple(model_state[k].shape)}' for k in missing if k not in new]
     problems += [f'unexpected: {k} {tuple(v.shape)}' for k, v in state_dict.items() if k not in model_state]
     problems += [f'shape: {k} checkpoint {tuple(v.shape)} vs model {tuple(model_state[k].shape)}'
                  for k, v in state_dict.items() if k in model_state and v.shape != model_state[k].shape]
     if problems:
-        raise CheckpointError(f'checkpoint does not fit the model ({len(problems)} problem(s); wrong '
-                              'architecture, depth or width?):\n  ' + '\n  '.join(problems))
+        raise CheckpointError(f'checkpoint does not fit the model ({len(problems)} problem(s), e.g. {problems[0]}); '
+                              'wrong architecture, depth or width?\n  ' + '\n  '.join(problems))
     if new:
         logger.warning('%d SE key(s) are not in the checkpoint and keep their initial values: %s',
                        len(new), ', '.join(new))

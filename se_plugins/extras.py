@@ -1,7 +1,8 @@
 """Which extra of se-plugins installs each optional dependency of the tools, and one line when one is missing.
 
-A tool wraps its imports (and its ``main()``, for imports made on the way) in :func:`required`; a missing
-package that an extra provides then ends it with one line on stderr and exit status 2, no traceback:
+A tool wraps its imports in :func:`required` (and :func:`se_plugins.cli.run` its ``main()``, for imports
+made on the way); a missing package that an extra provides then ends it with one line on stderr and exit
+status 2, no traceback:
 
     complexity.py needs fvcore: pip install -e ".[analysis]"
 """

@@ -119,10 +119,10 @@ def test_tool_round_trip_is_exact(tmp_path, suffix):
 def test_tool_writes_nothing_on_failure(tmp_path):
     torch.save(timm.create_model('legacy_seresnet18').state_dict(), tmp_path / 'legacy.pth')
     result = run_tool(tmp_path / 'legacy.pth', tmp_path / 'out.pth', '--to', 'mmpretrain')
-    assert result.returncode == 1 and 'legacy Caffe-ported' in result.stderr
+    assert result.returncode == 2 and 'legacy Caffe-ported' in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ['legacy.pth']
     missing = run_tool(tmp_path / 'nope.pth', tmp_path / 'out.pth', '--to', 'timm')
-    assert missing.returncode == 1 and 'checkpoint not found' in missing.stderr
+    assert missing.returncode == 2 and 'checkpoint not found' in missing.stderr
 
 
 def load_plugin(name: str, path: Path, **kwargs) -> torch.nn.Module:

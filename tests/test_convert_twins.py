@@ -140,5 +140,5 @@ def test_tool_regnety_both_ways(tmp_path):
 def test_tool_refuses_an_anti_aliased_model_by_name_and_writes_nothing(tmp_path):
     torch.save(timm.create_model('resnet18d').state_dict(), tmp_path / 'aa.pth')  # any ResNet-D keys
     result = run_tool(tmp_path / 'aa.pth', tmp_path / 'out.pth', '--to', 'mmpretrain', '--model', 'seresnetaa50d')
-    assert result.returncode == 1 and 'seresnetaa50d has no MMPretrain counterpart' in result.stderr
+    assert result.returncode == 2 and 'seresnetaa50d has no MMPretrain counterpart' in result.stderr
     assert 'anti-aliased' in result.stderr and not (tmp_path / 'out.pth').exists()

@@ -23,6 +23,7 @@ import torch
 pytest.importorskip('mmpretrain')
 
 from scripts import load_script  # noqa: E402
+from se_plugins.cli import InputError  # noqa: E402
 from se_plugins.data import prepare_digits  # noqa: E402
 from se_plugins.engine import allow_mmengine_checkpoints  # noqa: E402
 
@@ -197,8 +198,8 @@ def test_dist_train_two_cpu_processes(digits: Path, tmp_path: Path) -> None:
     (['trian_cfg.max_epochs=1'], ValueError,
      "unknown top-level config key 'trian_cfg' \\(did you mean 'train_cfg'\\?\\)"),
     (['model.head.num_classes=5'], ValueError, 'model.head.num_classes=5 but train_dataloader'),
-    (['model.backbone.type=ResNet_CIFARX'], KeyError, 'ResNet_CIFARX is not in the'),
-    (['model.backbone.depht=18'], TypeError, 'depht'),
+    (['model.backbone.type=ResNet_CIFARX'], InputError, 'cannot be built: KeyError: ResNet_CIFARX is not in the'),
+    (['model.backbone.depht=18'], InputError, 'cannot be built: TypeError: .*depht'),
     (['train_dataloader.dataset.data_root=no/such/folder'], FileNotFoundError,
      "train_dataloader.dataset.data_root='no/such/folder' is not a folder"),
 ])

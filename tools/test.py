@@ -3,7 +3,10 @@
 Same arguments as MMPretrain's ``tools/test.py``:
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE] [--cfg-options ...]
-        [--launcher {none,pytorch,slurm,mpi}]
+        [--launcher {none,pytorch,slurm,mpi}] [--debug]
+
+A mistake in the config, the checkpoint, the data or a flag ends it before the first image with one
+line on stderr and exit status 2, leaving nothing in the work directory.
 """
 import argparse
 import os
@@ -11,11 +14,13 @@ import os.path as osp
 from typing import Optional, Sequence
 
 import se_plugins  # noqa: F401  registers se_cfg and the SE models
+from se_plugins.cli import ArgumentParser, about, run
 from se_plugins.extras import required
+from se_plugins.io import check_output, read_checkpoint, state_dict_of, write_atomic
 
 with required('test.py'):
     import mmengine
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
     from mmengine.evaluator import DumpResults
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
@@ -23,9 +28,13 @@ with required('test.py'):
     from se_plugins.engine import checks, setup
 
 
+# What --out may be called: DumpResults writes a pickle; mmengine.dump picks the format by suffix.
+OUT_SUFFIXES = {'pred': ('.pkl', '.pickle'), 'metrics': ('.json', '.yaml', '.yml', '.pkl', '.pickle')}
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the command line (MMPretrain's arguments)."""
-    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser = ArgumentParser(prog='test.py', description='Test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
@@ -33,7 +42,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out-item', choices=['metrics', 'pred'],
                         help='write the metrics or the predictions (default) to --out')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=checks.CfgOptions,
         help='override config settings, e.g. test_dataloader.batch_size=64')
     parser.add_argument('--amp', action='store_true',
                         help='enable automatic-mixed-precision test')
@@ -46,6 +55,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.out is None and args.out_item is not None:
         parser.error('--out-item needs --out')
+    suffixes = OUT_SUFFIXES[args.out_item or 'pred']
+    if args.out is not None and not args.out.endswith(suffixes):
+        what = 'metrics' if args.out_item == 'metrics' else 'predictions'
+        parser.error(f'--out {args.out!r}: the {what} are written as {", ".join(suffixes)}; name the file so')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
@@ -64,26 +77,32 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     checks.set_dataloader_defaults(cfg, ('test_dataloader', ), pin_memory=not args.no_pin_memory)
     checks.check_data_roots(cfg, ('test_dataloader', ))
+    check_output(cfg.work_dir, '--work-dir' if args.work_dir else 'work_dir', folder=True)
+    if args.out is not None:
+        check_output(args.out, '--out')
     return cfg
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    """Build the Runner from the config, test the checkpoint and return the metrics."""
+    """Test the checkpoint and return the metrics; a bad input raises :class:`~se_plugins.cli.InputError`."""
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
-    cfg = merge_args(Config.fromfile(args.config), args)
-    setup(cfg)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.register_hook(checks.DatasetCheckHook(), priority='VERY_HIGH')
-    if args.out and args.out_item in ('pred', None):
-        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
-    metrics = runner.test()
+    cfg = merge_args(checks.read_config(args.config, checks.TEST_KEYS), args)
+    setup(cfg)  # lets the checkpoint's mmengine objects load
+    with about('CHECKPOINT'):
+        weights = state_dict_of(read_checkpoint(args.checkpoint), args.checkpoint)
+    with checks.Preflight(args.config, cfg.work_dir) as preflight:
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        checks.check_checkpoint_fits(runner.model, weights, f'CHECKPOINT: {args.checkpoint}')
+        del weights
+        runner.register_hook(checks.DatasetCheckHook(preflight.keep), priority='VERY_HIGH')
+        if args.out and args.out_item in ('pred', None):
+            runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+        metrics = runner.test()
     if args.out and args.out_item == 'metrics':
-        mmengine.dump(metrics, args.out)
+        data = mmengine.dump(metrics, file_format=osp.splitext(args.out)[1][1:])
+        write_atomic(args.out, lambda f: f.write(data if isinstance(data, bytes) else data.encode()))
     return metrics
 
 
 if __name__ == '__main__':
-    with required('test.py'):
-        main()
+    run(main, 'test.py')

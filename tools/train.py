@@ -3,7 +3,10 @@
 Same arguments as MMPretrain's ``tools/train.py``:
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
+        [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}] [--debug]
+
+A mistake in the config, the data or a flag ends it before the first step with one line on stderr
+and exit status 2, leaving nothing in the work directory.
 """
 import argparse
 import os
@@ -11,10 +14,12 @@ import os.path as osp
 from typing import Optional, Sequence
 
 import se_plugins  # noqa: F401  registers se_cfg and the SE models
+from se_plugins.cli import ArgumentParser, InputError, run
 from se_plugins.extras import required
+from se_plugins.io import check_output
 
 with required('train.py'):
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
@@ -23,7 +28,7 @@ with required('train.py'):
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the command line (MMPretrain's arguments)."""
-    parser = argparse.ArgumentParser(description='Train a model')
+    parser = ArgumentParser(prog='train.py', description='Train a model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
@@ -41,7 +46,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--no-persistent-workers', action='store_true',
                         help='disable persistent_workers in dataloaders')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=checks.CfgOptions,
         help='override config settings, e.g. train_cfg.max_epochs=3 '
         'model.backbone.se_cfg.ratio=8')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -69,7 +74,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.load_from = None if args.resume == 'auto' else args.resume
     if args.auto_scale_lr:
         if 'base_batch_size' not in (cfg.get('auto_scale_lr') or {}):
-            raise ValueError('--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=N) in '
+            raise InputError('--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=N) in '
                              f'the config (N: the total batch size its lr is for); {args.config} '
                              'has none')
         cfg.auto_scale_lr.enable = True
@@ -80,19 +85,21 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
                                    pin_memory=not args.no_pin_memory,
                                    persistent_workers=not args.no_persistent_workers)
     checks.check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
+    check_output(cfg.work_dir, '--work-dir' if args.work_dir else 'work_dir', folder=True)
     return cfg
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Build the Runner from the config and train."""
+    """Build the Runner from the config and train; a bad input raises :class:`~se_plugins.cli.InputError`."""
     args = parse_args(argv)
-    cfg = merge_args(Config.fromfile(args.config), args)
+    cfg = merge_args(checks.read_config(args.config, checks.TRAIN_KEYS), args)
     setup(cfg)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.register_hook(checks.DatasetCheckHook(), priority='VERY_HIGH')
-    runner.train()
+    checks.check_load_from(cfg, '--resume' if args.resume else 'load_from')
+    with checks.Preflight(args.config, cfg.work_dir) as preflight:
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        runner.register_hook(checks.DatasetCheckHook(preflight.keep), priority='VERY_HIGH')
+        runner.train()
 
 
 if __name__ == '__main__':
-    with required('train.py'):
-        main()
+    run(main, 'train.py')

@@ -10,7 +10,8 @@ other folders. Options have the names of timm's train.py; its options that this 
 refused by name. A -c/--config YAML sets the defaults of these options (keys are option names,
 ``batch_size`` or ``batch-size``); the command line overrides it, and a key that is no option is an
 error. timm's CheckpointSaver writes OUTPUT/last.pth.tar (a tmp file renamed into place),
-model_best.pth.tar and checkpoint-N.pth.tar.
+model_best.pth.tar and checkpoint-N.pth.tar. A mistake in an option, the YAML or the data ends it
+before the first step with one line on stderr and exit status 2 (--debug: with its traceback).
 """
 from __future__ import annotations
 
@@ -19,12 +20,15 @@ import os
 import time
 from contextlib import nullcontext
 from functools import partial
-from typing import Any, Callable, Dict, NoReturn, Optional, Sequence
+from typing import Any, Callable, Dict, NoReturn, Optional, Sequence, Tuple
 
 import torch
 
 import se_plugins  # noqa: F401  (registers the se_*_plugin models in timm)
+from se_plugins.cli import (ArgumentParser, non_negative_float, non_negative_int, positive_float, positive_int,
+                            probability, run)
 from se_plugins.extras import required
+from se_plugins.io import check_output
 
 with required('train_timm.py', 'timm'):
     import timm
@@ -57,7 +61,7 @@ USE_TIMM = "use timm's train.py through python -m se_plugins.timm.run train.py .
 
 def build_parser() -> argparse.ArgumentParser:
     """The options; none is required here, so that --config can supply them."""
-    parser = argparse.ArgumentParser(prog='train_timm.py', description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog='train_timm.py', description=__doc__.splitlines()[0])
     add = parser.add_argument
     add('-c', '--config', help='YAML file of option defaults (unknown keys are an error)')
     add('--model', help="timm model name, e.g. se_resnet18_plugin (see timm.list_models('*_plugin'))")
@@ -66,31 +70,31 @@ def build_parser() -> argparse.ArgumentParser:
     add('--data-dir', help='ImageFolder root holding the split folders')
     add('--train-split', help='training folder in DIR (default: train, or timm\'s other name for it: training)')
     add('--val-split', help='validation folder in DIR (default: validation, or when absent val, valid, eval ...)')
-    add('--num-classes', type=int, help='number of classes; must match the class folders')
-    add('--img-size', type=int, help="input size (default: the model's pretrained_cfg)")
-    add('--crop-pct', type=float, help="validation centre-crop fraction (default: the model's)")
-    add('--epochs', type=int, default=10)
-    add('-b', '--batch-size', type=int, default=32)
+    add('--num-classes', type=positive_int, help='number of classes; must match the class folders')
+    add('--img-size', type=positive_int, help="input size (default: the model's pretrained_cfg)")
+    add('--crop-pct', type=positive_float, help="validation centre-crop fraction (default: the model's)")
+    add('--epochs', type=positive_int, default=10)
+    add('-b', '--batch-size', type=positive_int, default=32)
     add('--opt', default='adamw', help='timm optimizer name (sgd, adamw, lamb ...)')
-    add('--lr', type=float, default=1e-3)
-    add('--weight-decay', type=float, default=0.05)
-    add('--momentum', type=float, default=0.9, help='for SGD-like optimizers')
+    add('--lr', type=positive_float, default=1e-3)
+    add('--weight-decay', type=non_negative_float, default=0.05)
+    add('--momentum', type=non_negative_float, default=0.9, help='for SGD-like optimizers')
     add('--sched', default='cosine', help="timm scheduler name (cosine, step, ...; 'none' for a constant lr)")
-    add('--warmup-epochs', type=int, default=0)
-    add('--min-lr', type=float, default=0.0)
-    add('--smoothing', type=float, default=0.1, help='label smoothing')
+    add('--warmup-epochs', type=non_negative_int, default=0)
+    add('--min-lr', type=non_negative_float, default=0.0)
+    add('--smoothing', type=probability, default=0.1, help='label smoothing')
     add('--no-aug', action='store_true', help='no training augmentation (resize and centre crop only)')
-    add('--scale', type=float, nargs=2, default=(0.08, 1.0), help='RandomResizedCrop area range')
-    add('--hflip', type=float, default=0.5, help='horizontal flip probability')
+    add('--scale', type=probability, nargs=2, default=(0.08, 1.0), help='RandomResizedCrop area range')
+    add('--hflip', type=probability, default=0.5, help='horizontal flip probability')
     add('--model-ema', action='store_true', help='track an EMA of the weights (ModelEmaV3) and rank by it')
-    add('--model-ema-decay', type=float, default=0.998)
+    add('--model-ema-decay', type=probability, default=0.998)
     add('--amp', action='store_true', help='mixed precision (float16 on CUDA, bfloat16 on CPU)')
     add('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    add('-j', '--workers', type=int, default=2, help='data loading processes')
+    add('-j', '--workers', type=non_negative_int, default=2, help='data loading processes')
     add('--output', default='output/train_timm', help='checkpoint folder')
-    add('--checkpoint-hist', type=int, default=3, help='epoch checkpoints kept')
-    add('--log-interval', type=int, default=20, help='steps between progress lines')
-    add('--seed', type=int, default=42)
+    add('--checkpoint-hist', type=positive_int, default=3, help='epoch checkpoints kept')
+    add('--log-interval', type=positive_int, default=20, help='steps between progress lines')
+    add('--seed', type=non_negative_int, default=42)
     return parser
 
 
@@ -112,31 +116,71 @@ def parse_known(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) 
     return args
 
 
+def read_config(parser: argparse.ArgumentParser, path: str) -> Dict[str, Any]:
+    """The option defaults in the YAML file ``path``, checked against the options; a mistake is a usage error."""
+    if not os.path.isfile(path):
+        parser.error(f"--config {path!r}: {'is a folder' if os.path.isdir(path) else 'no such file'}; "
+                     'give a YAML file of option: value')
+    try:
+        with open(path) as f:
+            config = yaml.safe_load(f) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        where = getattr(err, 'problem_mark', None)
+        line = f' at line {where.line + 1}' if where is not None else ''
+        parser.error(f'--config {path!r}: not valid YAML{line} ({getattr(err, "problem", None) or err}); '
+                     'expected a mapping of option: value')
+    if not isinstance(config, dict):
+        parser.error(f'--config {path!r}: expected a mapping of option: value')
+    config = {str(key).replace('-', '_'): value for key, value in config.items()}
+    known = set(vars(parser.parse_args([]))) - {'config', 'debug'}
+    unknown = sorted(set(config) - known)
+    refuse_timm_options(parser, ['--' + key.replace('_', '-') for key in unknown], f'--config {path!r}: ')
+    if unknown:
+        parser.error(f'--config {path!r}: unknown key(s) {unknown}; allowed: {sorted(known)}')
+    actions = {action.dest: action for action in parser._actions}
+    return {key: config_value(parser, actions[key], value, path) for key, value in config.items()}
+
+
+def config_value(parser: argparse.ArgumentParser, action: argparse.Action, value: Any, path: str) -> Any:
+    """``value`` of ``action`` from the YAML, converted and checked as the command line would be."""
+    def wrong(expected: str) -> NoReturn:
+        parser.error(f'--config {path!r}: {action.dest}: {value!r} is not {expected}')
+
+    if action.nargs == 0:  # a flag (store_true)
+        return value if isinstance(value, bool) else wrong('true or false')
+    if value is None or isinstance(action, ParseKwargs):
+        return value
+    many = isinstance(action.nargs, int)  # e.g. --scale LOW HIGH
+    if many and not (isinstance(value, list) and len(value) == action.nargs):
+        wrong(f'a list of {action.nargs} values')
+    items = value if many else [value]
+    if any(isinstance(item, (bool, dict, list)) for item in items):
+        wrong('a single number or word')
+    try:
+        converted = [action.type(str(item)) if action.type else str(item) for item in items]
+    except (argparse.ArgumentTypeError, TypeError, ValueError) as err:
+        wrong(f'valid ({err})')
+    return converted if many else converted[0]
+
+
 def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse ``argv`` over the --config defaults; exit with a usage error naming what is wrong."""
     args = parse_known(parser, argv)
     if args.config:
-        if not os.path.isfile(args.config):
-            parser.error(f'--config {args.config!r}: no such file')
-        with open(args.config) as f:
-            config = yaml.safe_load(f) or {}
-        if not isinstance(config, dict):
-            parser.error(f'--config {args.config!r}: expected a mapping of option: value')
-        config = {str(key).replace('-', '_'): value for key, value in config.items()}
-        known = set(vars(parser.parse_args([]))) - {'config'}
-        unknown = sorted(set(config) - known)
-        refuse_timm_options(parser, ['--' + key.replace('_', '-') for key in unknown], f'--config {args.config!r}: ')
-        if unknown:
-            parser.error(f'--config {args.config!r}: unknown key(s) {unknown}; allowed: {sorted(known)}')
-        parser.set_defaults(**config)
+        parser.set_defaults(**read_config(parser, args.config))
         args = parse_known(parser, argv)
     missing = ['--' + name.replace('_', '-') for name in REQUIRED if getattr(args, name) is None]
     if missing:
         parser.error(f'missing {", ".join(missing)} (give them on the command line or in --config)')
     if not timm.is_model(args.model):
         parser.error(f"--model {args.model!r}: unknown to timm; SE models: {timm.list_models('*_plugin')}")
-    if args.epochs < 1 or args.batch_size < 1:
-        parser.error(f'--epochs and --batch-size must be >= 1; got {args.epochs} and {args.batch_size}')
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        parser.error(f'--device {args.device!r}: not a torch device; use cpu, cuda or cuda:N')
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        parser.error(f'--device {args.device!r}: no CUDA device on this machine; use --device cpu')
+    check_output(args.output, '--output', folder=True)
     return args
 
 
@@ -167,6 +211,7 @@ def create_datasets(args: argparse.Namespace, error: Callable[[str], NoReturn]) 
                                              is_training=split == 'train')
         except RuntimeError as err:  # timm: "Found 0 images in subfolders of ..."
             error(f'--data-dir {args.data_dir!r}: {err}')
+        check_first_image(datasets[split], f'--data-dir {args.data_dir!r}', error)
     args.train_split, args.val_split = names['train'], names['val']
     classes = {split: sorted(ds.reader.class_to_idx) for split, ds in datasets.items()}
     if classes['train'] != classes['val']:
@@ -176,6 +221,34 @@ def create_datasets(args: argparse.Namespace, error: Callable[[str], NoReturn]) 
         error(f"--num-classes {args.num_classes} does not match the {len(classes['train'])} class folders "
               f"of {os.path.join(args.data_dir, names['train'])}: {classes['train']}")
     return datasets
+
+
+def check_first_image(dataset: Any, where: str, error: Callable[[str], NoReturn]) -> None:
+    """A usage error if the first image file of ``dataset`` is no image (timm would skip it with a warning)."""
+    from PIL import Image
+
+    path = dataset.reader.samples[0][0]
+    try:
+        with Image.open(path):
+            pass
+    except (OSError, ValueError) as err:  # PIL.UnidentifiedImageError is an OSError
+        error(f'{where}: {path}: not an image ({type(err).__name__}); the class folders should hold only images')
+
+
+def create_optimizer(args: argparse.Namespace, model: torch.nn.Module,
+                     error: Callable[[str], NoReturn]) -> Tuple[torch.optim.Optimizer, Any]:
+    """timm's optimizer and scheduler of --opt and --sched; a name timm does not know is a usage error."""
+    try:
+        optimizer = create_optimizer_v2(model, opt=args.opt, lr=args.lr, weight_decay=args.weight_decay,
+                                        momentum=args.momentum)
+    except (TypeError, ValueError) as err:  # timm: "Optimizer foo not found in registry"
+        error(f'--opt {args.opt!r}: {err}')
+    try:
+        scheduler = create_scheduler_v2(optimizer, sched=args.sched, num_epochs=args.epochs, min_lr=args.min_lr,
+                                        warmup_epochs=args.warmup_epochs)[0]
+    except (TypeError, ValueError) as err:  # timm: "Unknown scheduler 'foo'."
+        error(f'--sched {args.sched!r}: {err}')
+    return optimizer, scheduler
 
 
 def create_model(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> torch.nn.Module:
@@ -243,10 +316,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
         scale=tuple(args.scale), hflip=args.hflip, num_workers=args.workers, use_prefetcher=False,
         **data_config) for split in datasets}
 
-    optimizer = create_optimizer_v2(model, opt=args.opt, lr=args.lr, weight_decay=args.weight_decay,
-                                    momentum=args.momentum)
-    scheduler = create_scheduler_v2(optimizer, sched=args.sched, num_epochs=args.epochs, min_lr=args.min_lr,
-                                    warmup_epochs=args.warmup_epochs)[0]
+    optimizer, scheduler = create_optimizer(args, model, parser.error)
     train_loss = LabelSmoothingCrossEntropy(args.smoothing) if args.smoothing else torch.nn.CrossEntropyLoss()
     amp_dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
     autocast = partial(torch.autocast, device.type, dtype=amp_dtype) if args.amp else nullcontext
@@ -280,5 +350,4 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
 
 
 if __name__ == '__main__':
-    with required('train_timm.py', 'timm'):
-        main()
+    run(main, 'train_timm.py', extra='timm')

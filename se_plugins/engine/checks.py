@@ -1,31 +1,173 @@
 """Pre-flight checks and defaults shared by ``tools/train.py`` and ``tools/test.py``.
 
 mmengine builds what a config describes and reports mistakes late or not at all: a typo in a
-top-level ``--cfg-options`` key is silently ignored, and a head with fewer outputs than the
-dataset has classes fails mid-epoch with an index error. These checks fail first, naming the
-field, the value and what is allowed.
+top-level ``--cfg-options`` key is silently ignored, a head with fewer outputs than the
+dataset has classes fails mid-epoch with an index error, and a config it cannot build fails
+with whatever the builder raised (a registry ``KeyError``, an unknown argument's ``TypeError``)
+after the Runner has created its work_dir. These checks fail first, naming the field, the value
+and what is allowed, as :class:`~se_plugins.cli.InputError`; :class:`Preflight` names the config
+for the builders' errors and removes what the failed run wrote.
 """
 from __future__ import annotations
 
+import argparse
 import difflib
 import inspect
 import logging
 import os
-from typing import Any, Mapping, Optional, Sequence
+import warnings
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import torch
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.device import is_mlu_available, is_npu_available
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
+from ..cli import InputError, about
+from ..convert import fit_to_model
+from ..io import Undo, read_checkpoint, state_dict_of
+
 # Top-level keys mmengine's Runner reads besides its __init__ arguments (Runner.wrap_model,
 # Runner.train, Runner._maybe_compile), and the keys of the config machinery itself.
 RUNNER_CFG_KEYS = ('model_wrapper_cfg', 'find_unused_parameters', 'sync_bn', 'compile',
                    'activation_checkpointing', 'efficient_conv_bn_eval', 'runner_type',
                    'custom_imports', 'gpu_ids')
+# What each tool needs the config to define.
+TRAIN_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper')
+TEST_KEYS = ('model', 'test_dataloader', 'test_cfg', 'test_evaluator')
+CONFIG_SUFFIXES = ('.py', '.json', '.yaml', '.yml')  # mmengine's Config.fromfile
+# What mmengine's builders raise for a config they cannot build (an unknown type is a KeyError of
+# the registry, an unknown argument a TypeError, an empty data folder a RuntimeError, ...).
+BUILD_ERRORS = (AssertionError, AttributeError, ImportError, IndexError, KeyError, RuntimeError,
+                TypeError, ValueError)
+
+
+def _first_line(err: BaseException) -> str:
+    text = err.args[0] if isinstance(err, KeyError) and err.args else err
+    lines = str(text).strip().splitlines()
+    return f'{type(err).__name__}: {lines[0] if lines else ""}'.rstrip(': ')
+
+
+def read_config(path: str, needed: Sequence[str]) -> Config:
+    """``Config.fromfile(path)``; a file that is missing, unreadable or lacks ``needed`` keys is an InputError.
+
+    A config is Python that mmengine runs: whatever it raises (a syntax error, a missing
+    ``_base_``, a bad import) is the config's mistake, reported with its first line.
+    """
+    if os.path.isdir(path):
+        raise InputError(f'{path}: is a folder; give a config file ({", ".join(CONFIG_SUFFIXES)})')
+    if not os.path.isfile(path):
+        raise InputError(f'{path}: config not found (no such file); give an MMPretrain config such as '
+                         'configs/demo/se-resnet18_1xb32_digits.py')
+    if not path.endswith(CONFIG_SUFFIXES):
+        raise InputError(f'{path}: not a config file; mmengine reads {", ".join(CONFIG_SUFFIXES)}')
+    try:
+        with warnings.catch_warnings():
+            # mmengine resolves ``mmpretrain::`` bases through pkg_resources, whose deprecation is not for our user.
+            warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
+            cfg = Config.fromfile(path)
+    except Exception as err:
+        raise InputError(f'{path}: cannot be read: {_first_line(err)}; fix the config') from err
+    missing = [key for key in needed if cfg.get(key) is None]
+    if missing:
+        raise InputError(f'{path}: defines no {", ".join(missing)}; this tool needs {", ".join(needed)} '
+                         "(a config usually gets them from its _base_ list)")
+    return cfg
+
+
+class CfgOptions(DictAction):
+    """mmengine's ``DictAction`` (``KEY=VALUE ...``), whose malformed items are usage errors."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        bad = [item for item in values if '=' not in item or not item.partition('=')[0]]
+        if bad:
+            raise argparse.ArgumentError(self, f'expected KEY=VALUE items; got {bad}')
+        try:
+            super().__call__(parser, namespace, values, option_string)
+        except (AssertionError, ValueError) as err:  # DictAction's own checks, e.g. imbalanced brackets
+            raise argparse.ArgumentError(self, f'{values}: {err}') from err
+
+
+def check_load_from(cfg: Config, flag: str) -> None:
+    """Read the checkpoint the run starts from (``load_from``, resumed where ``resume``) before the Runner.
+
+    mmengine reads it after building the model and the data; a bad file fails here in a second.
+
+    Raises:
+        InputError: (or ``OSError``) The file is missing or unreadable, holds no weights, or (to
+            resume) is no training checkpoint; the message starts with ``flag``.
+    """
+    path = cfg.get('load_from')
+    if not path or '://' in str(path):
+        return
+    with about(flag):
+        saved = read_checkpoint(path)
+        if cfg.get('resume'):
+            check_resumable(saved, path)
+        else:
+            state_dict_of(saved, path)
+
+
+def check_resumable(checkpoint: Any, path: str) -> None:
+    """Raise InputError unless ``checkpoint`` is one mmengine's Runner can resume (weights, meta, optimizer)."""
+    missing = [key for key in ('state_dict', 'meta', 'optimizer')
+               if not isinstance(checkpoint, Mapping) or key not in checkpoint]
+    if missing:
+        raise InputError(f'{path}: not a training checkpoint of tools/train.py (no {", ".join(missing)}); '
+                         'resume from an epoch_N.pth of a work dir, or start from weights with '
+                         f'--cfg-options load_from={path}')
+
+
+def check_checkpoint_fits(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], flag: str) -> None:
+    """Raise InputError unless ``state_dict`` has ``model``'s keys and shapes (mmengine would only warn)."""
+    model = model.module if is_model_wrapper(model) else model
+    with about(flag):
+        fit_to_model(state_dict, model.state_dict(), strict=True)
+
+
+def build_error(config: str, err: BaseException) -> InputError:
+    """The InputError for ``err``, raised by mmengine while it built what ``config`` describes."""
+    return InputError(f'{config}: cannot be built: {_first_line(err)}; fix the config or --cfg-options '
+                      '(--debug shows where)')
+
+
+@contextmanager
+def building(config: str) -> Iterator[None]:
+    """An error of :data:`BUILD_ERRORS` in the block (an mmengine builder's) is an InputError naming ``config``."""
+    try:
+        yield
+    except BUILD_ERRORS as err:
+        if isinstance(err, InputError):
+            raise
+        raise build_error(config, err) from err
+
+
+class Preflight(Undo):
+    """From building the Runner to its first iteration: a builder's error names the config, and no file stays.
+
+    A context manager over ``work_dir`` (see :class:`~se_plugins.io.Undo`). While armed, an error
+    of :data:`BUILD_ERRORS` becomes an InputError naming ``config`` (as in :func:`building`); on
+    any bad input, what the run wrote into ``work_dir`` (its log folder, the dumped config) is
+    removed. :class:`DatasetCheckHook` disarms it (:meth:`keep`) once its checks pass, just
+    before the first iteration.
+    """
+
+    def __init__(self, config: str, work_dir: str) -> None:
+        super().__init__(work_dir)
+        self.config = config
+
+    def __exit__(self, kind: Optional[type], err: Optional[BaseException], tb: Any) -> None:
+        if self.kept or not isinstance(err, BUILD_ERRORS) or isinstance(err, InputError):
+            super().__exit__(kind, err, tb)
+            return
+        mapped = build_error(self.config, err)
+        super().__exit__(InputError, mapped, tb)
+        raise mapped from err
 
 
 def check_cfg_options(cfg: Config, options: Mapping[str, Any]) -> None:
@@ -35,7 +177,7 @@ def check_cfg_options(cfg: Config, options: Mapping[str, Any]) -> None:
     raise ``TypeError`` for unknown ones before training starts.
 
     Raises:
-        ValueError: Naming the unknown key and the keys that exist.
+        InputError: Naming the unknown key and the keys that exist.
     """
     known = set(cfg.keys()) | set(inspect.signature(Runner.__init__).parameters) | set(
         RUNNER_CFG_KEYS)
@@ -45,14 +187,14 @@ def check_cfg_options(cfg: Config, options: Mapping[str, Any]) -> None:
         if top not in known:
             close = difflib.get_close_matches(top, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ''
-            raise ValueError(f'--cfg-options {option}: unknown top-level config key {top!r}{hint}; '
+            raise InputError(f'--cfg-options {option}: unknown top-level config key {top!r}{hint}; '
                              f'the config and the Runner know: {", ".join(sorted(known))}')
 
 
 def check_amp_device() -> None:
-    """Raise ``ValueError`` when ``--amp`` is asked for without a device mmengine's AMP supports."""
+    """Raise ``InputError`` when ``--amp`` is asked for without a device mmengine's AMP supports."""
     if not (torch.cuda.is_available() or is_npu_available() or is_mlu_available()):
-        raise ValueError('--amp needs a CUDA, NPU or MLU device (mmengine AmpOptimWrapper); '
+        raise InputError('--amp needs a CUDA, NPU or MLU device (mmengine AmpOptimWrapper); '
                          'none is available on this machine: drop --amp')
 
 
@@ -60,7 +202,8 @@ def check_data_roots(cfg: Config, fields: Sequence[str]) -> None:
     """Raise ``FileNotFoundError`` naming the field if a dataset's local ``data_root`` is missing.
 
     Runs before anything is built, so a wrong path fails in seconds instead of after the
-    model. Wrapped datasets (``dataset=``/``datasets=``, e.g. RepeatDataset) are checked too.
+    model. A string ``data_prefix`` (or its ``img_path``) must be a folder in ``data_root`` too.
+    Wrapped datasets (``dataset=``/``datasets=``, e.g. RepeatDataset) are checked too.
 
     Args:
         cfg: The merged config.
@@ -75,6 +218,13 @@ def check_data_roots(cfg: Config, fields: Sequence[str]) -> None:
                 f'{where}.data_root={str(root)!r} is not a folder (resolved from '
                 f'{os.getcwd()!r}); prepare the data or point --cfg-options '
                 f'{where}.data_root=... at it')
+        prefix = dataset.get('data_prefix')
+        prefix = prefix.get('img_path') if isinstance(prefix, Mapping) else prefix
+        folder = os.path.join(root or '', prefix) if isinstance(prefix, str) and prefix else None
+        if folder and '://' not in folder and not os.path.isdir(folder):
+            raise FileNotFoundError(
+                f'{where}.data_prefix={prefix!r}: no folder {folder!r} in data_root; expected '
+                f'DATA_ROOT/{prefix}/<class>/<image>, or point --cfg-options {where}.data_prefix=... at it')
         check(dataset.get('dataset'), f'{where}.dataset')
         for index, child in enumerate(dataset.get('datasets') or ()):
             check(child, f'{where}.datasets.{index}')
@@ -118,7 +268,7 @@ def set_dataloader_defaults(cfg: Config, fields: Sequence[str], pin_memory: bool
 
 
 def check_num_classes(model: torch.nn.Module, dataset: Any, field: str) -> None:
-    """Raise ``ValueError`` if the model's head has fewer outputs than ``dataset`` has classes.
+    """Raise ``InputError`` if the model's head has fewer outputs than ``dataset`` has classes.
 
     Models without ``head.num_classes`` and datasets without ``metainfo['classes']`` pass.
     A head with more outputs than classes is allowed (e.g. an ImageNet head on a subset), with
@@ -138,21 +288,57 @@ def check_num_classes(model: torch.nn.Module, dataset: Any, field: str) -> None:
     message = (f'model.head.num_classes={num_classes} but {field}.dataset has {len(classes)} '
                f'classes ({shown})')
     if num_classes < len(classes):
-        raise ValueError(f'{message}; set model.head.num_classes={len(classes)} (and '
+        raise InputError(f'{message}; set model.head.num_classes={len(classes)} (and '
                          f'data_preprocessor.num_classes if the config sets it)')
     if num_classes > len(classes):
         print_log(message, logger='current', level=logging.WARNING)
 
 
+def check_first_image(dataset: Any, field: str) -> None:
+    """Raise InputError if ``dataset``'s first image file does not decode (a folder of non-images).
+
+    Reads the file as MMPretrain's ``LoadImageFromFile`` does, outside the pipeline (which would
+    draw random numbers); datasets of arrays (CIFAR-10) and remote files pass.
+    """
+    if not hasattr(dataset, 'get_data_info') or len(dataset) == 0:
+        return
+    path = dataset.get_data_info(0).get('img_path')
+    if not isinstance(path, str) or '://' in path:
+        return
+    import mmcv
+    from mmengine.fileio import get
+
+    try:
+        image = mmcv.imfrombytes(get(path))
+    except Exception:  # cv2 or PIL on bytes that are no image
+        image = None
+    if image is None:
+        raise InputError(f'{field}.dataset: {path}: not an image that can be decoded; the dataset '
+                         'folder should hold only images (JPEG, PNG, ...)')
+
+
 class DatasetCheckHook(Hook):
-    """Check that the head fits the data once the datasets are built, before the first step."""
+    """Check that the head fits the data once the datasets are built, before the first step.
+
+    Args:
+        checked: Called when the checks have passed (e.g. :meth:`Preflight.keep`).
+    """
+
+    def __init__(self, checked: Callable[[], None] = lambda: None) -> None:
+        self.checked = checked
+
+    def _check(self, runner: Runner, field: str, dataset: Any) -> None:
+        check_num_classes(runner.model, dataset, field)
+        check_first_image(dataset, field)
 
     def before_train(self, runner: Runner) -> None:
         """Check the training and validation sets."""
-        check_num_classes(runner.model, runner.train_dataloader.dataset, 'train_dataloader')
+        self._check(runner, 'train_dataloader', runner.train_dataloader.dataset)
         if runner.val_loop is not None:
-            check_num_classes(runner.model, runner.val_loop.dataloader.dataset, 'val_dataloader')
+            self._check(runner, 'val_dataloader', runner.val_loop.dataloader.dataset)
+        self.checked()
 
     def before_test(self, runner: Runner) -> None:
         """Check the test set."""
-        check_num_classes(runner.model, runner.test_loop.dataloader.dataset, 'test_dataloader')
+        self._check(runner, 'test_dataloader', runner.test_loop.dataloader.dataset)
+        self.checked()

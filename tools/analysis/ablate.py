@@ -1,13 +1,14 @@
 """Switch SE off stage by stage (gate = 1, identity scaling) and report the accuracy change.
 
     python tools/analysis/ablate.py MODEL CHECKPOINT --data DIR [--stages layer3 layer4]
-        [--out FILE.csv] [--max-images N] [--batch-size 50] [--img-size 32] [--crop-pct 1.0]
+        [--out FILE.csv] [--max-images N] [--batch-size 50] [--img-size 32] [--crop-pct 1.0] [--debug]
 
 MODEL is an MMPretrain config (``*.py``) or a timm model name; DIR an ImageFolder of its
 classes. The full model is evaluated, then once per stage with that stage's SE layers
 scaling by 1, then with all of them off; "loss" (mean cross-entropy) shows changes too
 small to flip a prediction. "se params" is what dropping a stage's SE saves
 (the paper drops the last stage's for ~4% fewer parameters at a <0.1% top-5 cost).
+A model, checkpoint, folder or flag that cannot be used ends it with one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from typing import Any, Dict, List, Optional, Sequence
 from se_plugins.analysis import identity_gates, se_layers, stage_of
 from se_plugins.analysis.loading import add_model_arguments, evaluate, load_from_args
 from se_plugins.analysis.report import format_table, write_csv
-from se_plugins.extras import required
+from se_plugins.cli import ArgumentParser, InputError, run
+from se_plugins.io import check_output
 
 COLUMNS = ('se_off', 'se_layers', 'se_params', 'se_params_pct', 'top1', 'top1_change', 'top5', 'top5_change',
            'loss', 'loss_change')
@@ -25,7 +27,7 @@ COLUMNS = ('se_off', 'se_layers', 'se_params', 'se_params_pct', 'top1', 'top1_ch
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog='ablate.py', description=__doc__.splitlines()[0])
     add_model_arguments(parser)
     add = parser.add_argument
     add('--stages', nargs='+', help='stages to switch off one at a time (default: every stage with SE)')
@@ -49,7 +51,7 @@ def ablations(names: Sequence[str], stages: Optional[Sequence[str]]) -> Dict[str
         short = {stage.removeprefix('backbone.'): stage for stage in by_stage}
         unknown = [s for s in stages if s not in by_stage and s not in short]
         if unknown:
-            raise ValueError(f'--stages: no stage {unknown}; stages with SE are {list(short)}')
+            raise InputError(f'--stages: no stage {unknown}; stages with SE are {list(short)}')
         by_stage = {s: by_stage[short.get(s, s)] for s in stages}
     return {'none': [], **by_stage, 'all': list(names)}
 
@@ -58,12 +60,11 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
     """Evaluate every ablation; returns the table's rows."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    loaded, dataset = load_from_args(parser, args)
-    try:
-        layers = se_layers(loaded.model)
-        runs = ablations(list(layers), args.stages)
-    except (ValueError, FileNotFoundError) as err:
-        parser.error(str(err))
+    if args.out is not None:
+        check_output(args.out, '--out')
+    loaded, dataset = load_from_args(args)
+    layers = se_layers(loaded.model)
+    runs = ablations(list(layers), args.stages)
     total = sum(p.numel() for p in loaded.model.parameters())
     rows: List[Dict[str, Any]] = []
     for label, names in runs.items():
@@ -83,5 +84,4 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
 
 
 if __name__ == '__main__':
-    with required('ablate.py', 'analysis'):
-        main()
+    run(main, 'ablate.py', extra='analysis')

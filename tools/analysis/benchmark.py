@@ -1,7 +1,7 @@
 """Time and memory of SE-ResNet-50s against plain ResNet-50, timm's seresnet50 and MMPretrain's SEResNet-50.
 
     python tools/analysis/benchmark.py [--models ...] [--batch-size 8] [--device cpu|cuda]
-        [--amp] [--channels-last] [--compile] [--threads 1 2] [--repeats 10]
+        [--amp] [--channels-last] [--compile] [--threads 1 2] [--repeats 10] [--debug]
 
 All models are timed in one interleaved run (rounds of A, B, C; each round starts one model
 later: B, C, A), so machine noise hits them alike. The table gives per-model medians and
@@ -14,20 +14,36 @@ Model names: timm names (``resnet50``, ``seresnet50``, ``se_resnet50_plugin``) a
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
+import re
 import statistics
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
 
 import se_plugins  # noqa: F401  (registers the plugin models)
-from se_plugins.extras import required
+from se_plugins.cli import ArgumentParser, InputError, non_negative_int, positive_int, run
 
 DEFAULT_MODELS = ['resnet50', 'se_resnet50_plugin', 'seresnet50', 'mm:ResNet-50', 'mm:ResNet-50+se', 'mm:SEResNet-50']
 PLAIN = {'timm': 'resnet50', 'mm': 'mm:ResNet-50'}
+MM_NAME = re.compile(r'mm:(\w+)-(\d+)(\+se)?')  # mm:<backbone type>-<depth>[+se]
+
+
+def check_name(name: str) -> None:
+    """Raise InputError unless ``name`` is a timm model or an ``mm:TYPE-DEPTH[+se]`` MMPretrain backbone."""
+    if not name.startswith('mm:'):
+        import timm
+        if not timm.is_model(name):
+            raise InputError(f"--models {name!r}: unknown to timm; give timm names (resnet50, se_resnet50_plugin) "
+                             "or mm:TYPE-DEPTH[+se] (mm:ResNet-50+se)")
+        return
+    from mmpretrain.registry import MODELS
+    match = MM_NAME.fullmatch(name)
+    if match is None or MODELS.get(match[1]) is None:
+        raise InputError(f'--models {name!r}: not mm:TYPE-DEPTH[+se] of an MMPretrain backbone '
+                         '(mm:ResNet-50, mm:SEResNet-50, mm:ResNet-50+se)')
 
 
 def build(name: str) -> nn.Module:
@@ -36,11 +52,14 @@ def build(name: str) -> nn.Module:
         import timm
         return timm.create_model(name)
     from mmpretrain.registry import MODELS
-    arch, _, se = name[3:].partition('+')
-    kind, depth = arch.split('-')
+    kind, depth, se = MM_NAME.fullmatch(name).groups()
     backbone = dict(type=kind, depth=int(depth), **({'se_cfg': {}} if se else {}))
+    try:  # a depth the backbone has no arch for is a KeyError
+        width = MODELS.build(backbone).feat_dim
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f'--models {name!r}: {str(err).strip(chr(39))}') from err
     return MODELS.build(dict(type='ImageClassifier', backbone=backbone, neck=dict(type='GlobalAveragePooling'),
-                             head=dict(type='LinearClsHead', num_classes=1000, in_channels=2048)))
+                             head=dict(type='LinearClsHead', num_classes=1000, in_channels=width)))
 
 
 def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -127,20 +146,25 @@ def report(title: str, times: Dict[str, List[float]], batch: int, extra: Dict[st
         print('| ' + ' | '.join(row) + ' |')
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Time the models and print the tables; a bad flag raises :class:`~se_plugins.cli.InputError`."""
+    parser = ArgumentParser(prog='benchmark.py', description=__doc__.splitlines()[0])
     parser.add_argument('--models', nargs='+', default=DEFAULT_MODELS)
-    parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument('--img-size', type=int, default=224)
+    parser.add_argument('--batch-size', type=positive_int, default=8)
+    parser.add_argument('--img-size', type=positive_int, default=224)
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--amp', action='store_true', help='bfloat16 autocast on CPU, float16 on CUDA')
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--compile', action='store_true', help='torch.compile every model')
-    parser.add_argument('--threads', type=int, nargs='+', default=[torch.get_num_threads()])
-    parser.add_argument('--repeats', type=int, default=10)
-    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--threads', type=positive_int, nargs='+', default=[torch.get_num_threads()])
+    parser.add_argument('--repeats', type=positive_int, default=10)
+    parser.add_argument('--warmup', type=non_negative_int, default=2)
     parser.add_argument('--modes', nargs='+', default=['infer', 'train'], choices=['infer', 'train'])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: no CUDA device on this machine; use --device cpu')
+    for name in args.models:
+        check_name(name)
 
     torch.manual_seed(0)
     device = torch.device(args.device)
@@ -148,7 +172,11 @@ def main() -> None:
     x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, device=device).to(memory_format=memory_format)
     models = {name: build(name).to(device, memory_format=memory_format) for name in args.models}
     params = {name: f'{sum(p.numel() for p in m.parameters()) / 1e6:.2f}M' for name, m in models.items()}
-    saved = {name: saved_bytes(m, x) for name, m in models.items()}
+    try:  # each model's first forward: a batch or an image too small for it fails here
+        saved = {name: saved_bytes(m, x) for name, m in models.items()}
+    except (RuntimeError, ValueError) as err:
+        raise InputError(f'--batch-size {args.batch_size} --img-size {args.img_size}: too small for the models '
+                         f'({str(err).splitlines()[0]}); give a larger batch or image') from err
     saved_col = {name: f'{b / 2**20:.0f} MiB ({b / saved[PLAIN[framework(name)]]:.3f}x)'
                  if PLAIN[framework(name)] in saved else f'{b / 2**20:.0f} MiB' for name, b in saved.items()}
     runners = {name: torch.compile(m) if args.compile else m for name, m in models.items()}
@@ -172,5 +200,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    with required('benchmark.py', 'analysis'):
-        main()
+    run(main, 'benchmark.py', extra='analysis')

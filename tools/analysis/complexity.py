@@ -21,7 +21,7 @@ import ast
 import os.path as osp
 import sys
 import warnings
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -29,6 +29,7 @@ from torch import nn
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 import se_plugins  # noqa: E402  (registers the SE models and se_cfg)
 from se_plugins import SELayer  # noqa: E402
+from se_plugins.cli import ArgumentParser, InputError, positive_int, run  # noqa: E402
 from se_plugins.extras import required  # noqa: E402
 
 with required('complexity.py', 'analysis'), warnings.catch_warnings():
@@ -43,7 +44,11 @@ SE_OPS = {'aten::mean': elementwise_flop_counter(1, 0), 'aten::amax': elementwis
 
 def literal(text: str) -> Dict[str, Any]:
     """A Python dict literal from the command line, such as ``"{'ratio': 8}"``."""
-    value = ast.literal_eval(text)
+    try:
+        value = ast.literal_eval(text)
+    except (SyntaxError, ValueError) as err:
+        raise argparse.ArgumentTypeError(f'not a Python literal ({err}); expected a dict such as '
+                                         '"{\'ratio\': 8}"') from err
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f'expected a dict literal; got {text!r}')
     return value
@@ -59,18 +64,25 @@ def build(name: str, se_cfg: Optional[dict], backbone_cfg: Optional[dict],
     import timm
     if timm.is_model(name):
         if backbone_cfg:
-            raise ValueError(f'--backbone-cfg is for MMPretrain models; {name!r} is a timm model')
+            raise InputError(f'--backbone-cfg is for MMPretrain models; {name!r} is a timm model')
         kwargs = {} if se_cfg is None else dict(se_cfg=se_cfg)
-        return timm.create_model(name, num_classes=num_classes, **kwargs), 'timm'
-    from mmengine.config import Config
+        try:
+            return timm.create_model(name, num_classes=num_classes, **kwargs), 'timm'
+        except (TypeError, ValueError) as err:  # se_cfg of a model without it, or a bad se_cfg key
+            raise InputError(f'{name} --se-cfg {se_cfg}: {err}') from err
     from mmpretrain import get_model, list_models
+
+    from se_plugins.engine.checks import building, read_config
     backbone = dict(backbone_cfg or {}, **({} if se_cfg is None else dict(se_cfg=se_cfg)))
     overrides = dict(backbone=backbone) if backbone else {}
-    if name.endswith('.py') and osp.isfile(name):
-        name = Config.fromfile(name)
-    elif name not in list_models():
-        raise ValueError(f'{name!r} is neither a timm model, an MMPretrain model nor a config file')
-    return get_model(name, **overrides), 'mmpretrain'
+    if name.endswith('.py'):
+        model = read_config(name, ('model',))
+    elif name in list_models():
+        model = name
+    else:
+        raise InputError(f'{name!r}: neither a timm model, an MMPretrain model nor a config file (*.py)')
+    with building(name):
+        return get_model(model, **overrides), 'mmpretrain'
 
 
 def se_types() -> Tuple[type, ...]:
@@ -89,7 +101,11 @@ def count(model: nn.Module, input_size: int) -> Tuple[int, int, int]:
     model.eval()
     flops = FlopCountAnalysis(model, torch.zeros(1, 3, input_size, input_size))
     flops.set_op_handle(**SE_OPS).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    by_module = flops.by_module()
+    try:
+        by_module = flops.by_module()
+    except RuntimeError as err:  # the forward pass: e.g. an image smaller than the strides allow
+        raise InputError(f'--input-size {input_size}: {type(model).__name__} cannot run on a {input_size}x'
+                         f'{input_size} image ({str(err).splitlines()[0]}); give a larger size') from err
     se_names = [n for n, m in model.named_modules() if isinstance(m, se_types())]
     return sum(p.numel() for p in model.parameters()), flops.total(), sum(by_module[n] for n in se_names)
 
@@ -104,11 +120,12 @@ def table(rows: Sequence[Tuple[str, str, str, int, int, int]], input_size: int) 
     return '\n'.join(lines)
 
 
-def main(argv: Optional[List[str]] = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def main(argv: Optional[Sequence[str]] = None) -> str:
+    """Count every model and print the table; a bad input raises :class:`~se_plugins.cli.InputError`."""
+    parser = ArgumentParser(prog='complexity.py', description=__doc__.split('\n\n')[0])
     parser.add_argument('models', nargs='+', help='timm model names, MMPretrain model names or config files')
-    parser.add_argument('--input-size', type=int, default=224)
-    parser.add_argument('--num-classes', type=int, default=1000, help='classes of timm models')
+    parser.add_argument('--input-size', type=positive_int, default=224)
+    parser.add_argument('--num-classes', type=positive_int, default=1000, help='classes of timm models')
     parser.add_argument('--se-cfg', type=literal, default=None, help="se_cfg for every model, e.g. \"{'ratio': 8}\"")
     parser.add_argument('--backbone-cfg', type=literal, default=None,
                         help="MMPretrain backbone overrides, e.g. \"{'style': 'caffe'}\"")
@@ -133,5 +150,4 @@ def main(argv: Optional[List[str]] = None) -> str:
 
 
 if __name__ == '__main__':
-    with required('complexity.py', 'analysis'):
-        main()
+    run(main, 'complexity.py', extra='analysis')

@@ -1,13 +1,14 @@
 """See what SE learned: every SE block's excitations on a dataset, per class, plotted (the paper's Fig. 6).
 
     python tools/analysis/excitation.py MODEL CHECKPOINT --data DIR --out-dir OUT
-        [--classes 0 3 7 ...] [--max-images N] [--batch-size 50] [--img-size 32] [--crop-pct 1.0]
+        [--classes 0 3 7 ...] [--max-images N] [--batch-size 50] [--img-size 32] [--crop-pct 1.0] [--debug]
 
 MODEL is an MMPretrain config (``*.py``) or a timm model name; DIR an ImageFolder
 (``DIR/<class>/<image>``) of the model's classes. OUT receives ``excitation_<block>.png``
 (mean gate per channel for a few classes and for all images), ``summary.png`` (how
 class-specific and how saturated each block is, across depth), ``overview.png`` (four
-blocks from first to last, and the summary), ``stats.csv`` and ``stats.json``.
+blocks from first to last, and the summary), ``stats.csv`` and ``stats.json``. A model, checkpoint,
+folder or flag that cannot be used ends it with one line on stderr and exit status 2, before any file is written.
 """
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from typing import Any, Dict, Optional, Sequence
 from se_plugins.analysis import ExcitationRecorder, ExcitationStats, classes_to_plot
 from se_plugins.analysis.loading import add_model_arguments, evaluate, load_from_args
 from se_plugins.analysis.report import format_table, write_csv, write_json
+from se_plugins.cli import ArgumentParser, run
 from se_plugins.extras import required
+from se_plugins.io import check_output
 
 with required('excitation.py', 'analysis'):
     from se_plugins.analysis.plots import write_plots  # matplotlib
@@ -31,7 +34,7 @@ COLUMNS = ('block', 'channels', 'mean_gate', 'gate_std', 'class_spread', 'class_
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog='excitation.py', description=__doc__.splitlines()[0])
     add_model_arguments(parser)
     add = parser.add_argument
     add('--out-dir', required=True, help='folder for the plots and statistics')
@@ -43,10 +46,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Run the analysis; returns what ``stats.json`` holds."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    loaded, dataset = load_from_args(parser, args)
+    check_output(args.out_dir, '--out-dir', folder=True)
+    loaded, dataset = load_from_args(args)
     try:
         classes = classes_to_plot(loaded.class_names, args.classes)
-    except (ValueError, FileNotFoundError) as err:
+    except ValueError as err:  # --classes the data does not have
         parser.error(str(err))
     stats = ExcitationStats(len(loaded.class_names))
     start = time.perf_counter()
@@ -73,5 +77,4 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
 
 
 if __name__ == '__main__':
-    with required('excitation.py', 'analysis'):
-        main()
+    run(main, 'excitation.py', extra='analysis')
