@@ -308,18 +308,21 @@ def test_drop_path_rate():
     assert [block.drop_path.drop_prob for block in blocks[1:]] == pytest.approx([0.1 * i / 7 for i in range(1, 8)])
 
 
-def test_grad_checkpointing_gives_the_same_gradients():
+@pytest.mark.parametrize('name', ['se_resnet18_plugin', 'se_regnety_002_plugin', 'se_resnet33ts_plugin'])
+def test_grad_checkpointing_gives_the_same_gradients(name):
+    """Every SE parameter (ResNet ``se``, RegNet ``se``, ByobNet ``attn``) gets the same gradient."""
     torch.manual_seed(0)
-    model = timm.create_model('se_resnet18_plugin', num_classes=3, zero_init_last=False)  # SE sees non-zero input
+    model = timm.create_model(name, num_classes=3, zero_init_last=False)  # SE sees non-zero input
     x = torch.randn(2, 3, 32, 32)
     grads = []
     for enable in (False, True):
         model.zero_grad()
         model.set_grad_checkpointing(enable)
         model(x).sum().backward()
-        grads.append(model.layer1[0].se.conv1.conv.weight.grad.clone())
-    assert model.grad_checkpointing and grads[0].abs().sum() > 0
-    assert (grads[0] - grads[1]).abs().max().item() < 1e-6
+        grads.append([p.grad.clone() for n, p in model.named_parameters() if '.se.' in n or '.attn.' in n])
+    if name == 'se_resnet18_plugin':
+        assert model.grad_checkpointing and model.layer1[0].se.conv1.conv.weight.grad.abs().sum() > 0
+    assert grads[0] and all((a - b).abs().max() < 1e-6 and a.abs().sum() > 0 for a, b in zip(*grads))
 
 
 def test_se_cfg_through_timm_cli_model_kwargs():
