@@ -1,6 +1,7 @@
 """tools/train_timm.py: one tiny epoch end to end, atomic checkpoints, and clear errors before training."""
 import argparse
 import importlib.util
+import math
 import os
 import re
 import shutil
@@ -94,13 +95,33 @@ def test_config_ema_se_cfg_and_atomic_checkpoints(train_timm, data_dir, tmp_path
     checkpoint = torch.load(output / 'last.pth.tar', map_location='cpu', weights_only=False)
     assert 'state_dict_ema' in checkpoint and 'layer1.0.se.conv1.conv.weight' not in checkpoint['state_dict']
     assert checkpoint['state_dict']['layer2.0.se.conv1.conv.weight'].shape == (16, 128, 1, 1)  # 128 // 8
-    assert checkpoint['args'].hflip == 0.0 and checkpoint['args'].scale == [0.6, 1.0]  # from the YAML
+    assert checkpoint['args'].hflip == 0.0 and checkpoint['args'].scale == [0.8, 1.0]  # from the YAML
 
 
 def test_config_example_names_only_known_options(train_timm):
     config = yaml.safe_load(CONFIG.read_text())
     known = set(vars(train_timm.build_parser().parse_args([])))
     assert set(config) <= known and config['model'] == 'se_resnet18_plugin' and config['num_classes'] == 10
+
+
+def test_config_recipe_reaches_timms_factories(train_timm, data_dir, tmp_path):
+    """The demo recipe's augmentation and per-update schedule are what timm's loader and scheduler get."""
+    args = train_timm.parse_args(train_timm.build_parser(), ['-c', str(CONFIG), '--data-dir', str(data_dir),
+                                                              '--num-classes', '3', '--output', str(tmp_path)])
+    datasets = train_timm.create_datasets(args, pytest.fail)
+    model = timm.create_model(args.model, num_classes=3)
+    data_config = timm.data.resolve_data_config(dict(img_size=args.img_size, crop_pct=args.crop_pct), model=model)
+    crop, *others = train_timm.create_loaders(args, datasets, data_config)['train'].dataset.transform.transforms
+    assert (type(crop).__name__, crop.scale, crop.ratio, crop.size) == (
+        'RandomResizedCropAndInterpolation', (0.8, 1.0), (0.9, 1.1), (32, 32))
+    jitter = others[0]  # no flip; timm keeps a ColorJitter for --color-jitter 0, with nothing to jitter
+    assert [type(t).__name__ for t in others] == ['ColorJitter', 'MaybeToTensor', 'Normalize']
+    assert (jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue) == (None, None, None, None)
+    scheduler = train_timm.create_optimizer(args, model, 45, pytest.fail)[1]
+    assert (scheduler.t_in_epochs, scheduler.t_initial, scheduler.warmup_t) == (False, 135, 45)  # 3 epochs x 45
+    lrs = [scheduler._get_lr(t)[0] for t in (0, 44, 45, 134)]  # warmup from --warmup-lr, then timm's cosine
+    assert lrs == pytest.approx([1e-5, 1e-5 + 44 * (2e-3 - 1e-5) / 45, 1e-3 * (1 + math.cos(math.pi / 3)),
+                                 1e-3 * (1 + math.cos(math.pi * 134 / 135))])
 
 
 def usage_error(train_timm, argv, capsys) -> str:

@@ -48,9 +48,9 @@ TIMM_ONLY = frozenset("""
     --no-resume-opt --gp --in-chans --input-size --mean --std --interpolation -vb --validation-batch-size
     --channels-last --grad-accum-steps --grad-checkpointing --torchscript --torchcompile --amp-dtype --amp-impl
     --model-dtype --device-modules --opt-eps --opt-betas --clip-grad --clip-mode --layer-decay --opt-kwargs
-    --sched-on-updates --lr-base --lr-base-size --lr-base-scale --warmup-lr --warmup-prefix --cooldown-epochs
-    --decay-epochs --decay-milestones --decay-rate --patience-epochs --start-epoch --epoch-repeats --ratio --vflip
-    --color-jitter --aa --aug-repeats --aug-splits --jsd-loss --bce-loss --reprob --remode --recount --mixup
+    --lr-base --lr-base-size --lr-base-scale --warmup-prefix --cooldown-epochs
+    --decay-epochs --decay-milestones --decay-rate --patience-epochs --start-epoch --epoch-repeats --vflip
+    --aa --aug-repeats --aug-splits --jsd-loss --bce-loss --reprob --remode --recount --mixup
     --cutmix --cutmix-minmax --mixup-prob --mixup-switch-prob --mixup-mode --mixup-off-epoch --train-interpolation
     --drop --drop-path --drop-block --sync-bn --dist-bn --split-bn --bn-momentum --bn-eps --model-ema-force-cpu
     --model-ema-warmup --worker-seeding --recovery-interval --pin-mem --no-prefetcher --experiment --eval-metric
@@ -80,11 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     add('--weight-decay', type=non_negative_float, default=0.05)
     add('--momentum', type=non_negative_float, default=0.9, help='for SGD-like optimizers')
     add('--sched', default='cosine', help="timm scheduler name (cosine, step, ...; 'none' for a constant lr)")
+    add('--sched-on-updates', action='store_true', help='step the scheduler (and warmup) every update, not epoch')
     add('--warmup-epochs', type=non_negative_int, default=0)
+    add('--warmup-lr', type=non_negative_float, default=1e-5, help='learning rate the warmup starts from')
     add('--min-lr', type=non_negative_float, default=0.0)
     add('--smoothing', type=probability, default=0.1, help='label smoothing')
     add('--no-aug', action='store_true', help='no training augmentation (resize and centre crop only)')
     add('--scale', type=probability, nargs=2, default=(0.08, 1.0), help='RandomResizedCrop area range')
+    add('--ratio', type=positive_float, nargs=2, default=(3 / 4, 4 / 3), help='RandomResizedCrop aspect range')
+    add('--color-jitter', type=non_negative_float, default=0.4, help='brightness/contrast/saturation jitter')
     add('--hflip', type=probability, default=0.5, help='horizontal flip probability')
     add('--model-ema', action='store_true', help='track an EMA of the weights (ModelEmaV3) and rank by it')
     add('--model-ema-decay', type=probability, default=0.998)
@@ -235,7 +239,15 @@ def check_first_image(dataset: Any, where: str, error: Callable[[str], NoReturn]
         error(f'{where}: {path}: not an image ({type(err).__name__}); the class folders should hold only images')
 
 
-def create_optimizer(args: argparse.Namespace, model: torch.nn.Module,
+def create_loaders(args: argparse.Namespace, datasets: Dict[str, Any], data_config: Dict[str, Any]) -> Dict[str, Any]:
+    """timm's loaders of the datasets: the training one with the augmentation of --scale, --ratio, --hflip ..."""
+    return {split: create_loader(
+        dataset, batch_size=args.batch_size, is_training=split == 'train', no_aug=args.no_aug,
+        scale=tuple(args.scale), ratio=tuple(args.ratio), hflip=args.hflip, color_jitter=args.color_jitter,
+        num_workers=args.workers, use_prefetcher=False, **data_config) for split, dataset in datasets.items()}
+
+
+def create_optimizer(args: argparse.Namespace, model: torch.nn.Module, updates_per_epoch: int,
                      error: Callable[[str], NoReturn]) -> Tuple[torch.optim.Optimizer, Any]:
     """timm's optimizer and scheduler of --opt and --sched; a name timm does not know is a usage error."""
     try:
@@ -245,7 +257,9 @@ def create_optimizer(args: argparse.Namespace, model: torch.nn.Module,
         error(f'--opt {args.opt!r}: {err}')
     try:
         scheduler = create_scheduler_v2(optimizer, sched=args.sched, num_epochs=args.epochs, min_lr=args.min_lr,
-                                        warmup_epochs=args.warmup_epochs)[0]
+                                        warmup_lr=args.warmup_lr, warmup_epochs=args.warmup_epochs,
+                                        step_on_epochs=not args.sched_on_updates,
+                                        updates_per_epoch=updates_per_epoch)[0]
     except (TypeError, ValueError) as err:  # timm: "Unknown scheduler 'foo'."
         error(f'--sched {args.sched!r}: {err}')
     return optimizer, scheduler
@@ -311,12 +325,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     datasets = create_datasets(args, parser.error)
     model = create_model(args, parser.error).to(device)
     data_config = resolve_data_config(dict(img_size=args.img_size, crop_pct=args.crop_pct), model=model)
-    loaders = {split: create_loader(
-        datasets[split], batch_size=args.batch_size, is_training=split == 'train', no_aug=args.no_aug,
-        scale=tuple(args.scale), hflip=args.hflip, num_workers=args.workers, use_prefetcher=False,
-        **data_config) for split in datasets}
+    loaders = create_loaders(args, datasets, data_config)
 
-    optimizer, scheduler = create_optimizer(args, model, parser.error)
+    optimizer, scheduler = create_optimizer(args, model, len(loaders['train']), parser.error)
     train_loss = LabelSmoothingCrossEntropy(args.smoothing) if args.smoothing else torch.nn.CrossEntropyLoss()
     amp_dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
     autocast = partial(torch.autocast, device.type, dtype=amp_dtype) if args.amp else nullcontext
