@@ -16,8 +16,8 @@ export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore}  # keep the log to progress and 
 # differences between CPU kernels into different models within an epoch, so the seeds alone fix
 # the figures only on one kind of CPU. These pin the kernels to code paths every x86-64 CPU runs
 # alike, at some speed: a fixed thread count (PyTorch's default is the number of cores), ATen's
-# baseline kernels, oneDNN's SSE4.1 kernels (fixed blocking, not sized to the caches) and MKL's
-# vendor-neutral reproducible branch (MKL_CBWR=COMPATIBLE).
+# baseline kernels, oneDNN's SSE4.1 kernels (blocking from the ISA and the shapes, not the caches:
+# tests/test_demo_kernels.py) and MKL's vendor-neutral reproducible branch (MKL_CBWR=COMPATIBLE).
 export OMP_NUM_THREADS=2 ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_CBWR=COMPATIBLE
 start=$SECONDS
 
