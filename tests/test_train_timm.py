@@ -1,4 +1,8 @@
-"""tools/train_timm.py: one tiny epoch end to end, atomic checkpoints, and clear errors before training."""
+"""tools/train_timm.py: one tiny epoch end to end, atomic checkpoints, and clear errors before training.
+
+Bad input runs ``main`` in this process through :func:`se_plugins.cli.run`, as the script's ``__main__``
+block does: one line on stderr, exit status 2, nothing left in the output folder's parent.
+"""
 import argparse
 import importlib.util
 import math
@@ -17,11 +21,19 @@ import yaml
 timm = pytest.importorskip('timm')
 import se_plugins  # noqa: E402,F401  (registers the models for the checks in this process)
 from scripts import load_script  # noqa: E402
+from se_plugins.cli import DEBUG_ENV, InputError, run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / 'tools' / 'train_timm.py'
 CONFIG = ROOT / 'configs' / 'timm' / 'se_resnet18_digits.yaml'
 CLASSES = ('circle', 'square', 'stripe')
+TINY = ['--model-kwargs', 'channels=(8,16,32,64)']  # a 26k-parameter SE-ResNet-18 for steps that must run
+
+
+@pytest.fixture(autouse=True)
+def no_debug_env(monkeypatch):
+    """Bad input ends with one line, as without SE_PLUGINS_DEBUG set."""
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
 
 
 @pytest.fixture(scope='module')
@@ -108,7 +120,7 @@ def test_config_recipe_reaches_timms_factories(train_timm, data_dir, tmp_path):
     """The demo recipe's augmentation and per-update schedule are what timm's loader and scheduler get."""
     args = train_timm.parse_args(train_timm.build_parser(), ['-c', str(CONFIG), '--data-dir', str(data_dir),
                                                               '--num-classes', '3', '--output', str(tmp_path)])
-    datasets = train_timm.create_datasets(args, pytest.fail)
+    datasets = train_timm.create_datasets(args)
     model = timm.create_model(args.model, num_classes=3)
     data_config = timm.data.resolve_data_config(dict(img_size=args.img_size, crop_pct=args.crop_pct), model=model)
     crop, *others = train_timm.create_loaders(args, datasets, data_config)['train'].dataset.transform.transforms
@@ -117,7 +129,7 @@ def test_config_recipe_reaches_timms_factories(train_timm, data_dir, tmp_path):
     jitter = others[0]  # no flip; timm keeps a ColorJitter for --color-jitter 0, with nothing to jitter
     assert [type(t).__name__ for t in others] == ['ColorJitter', 'MaybeToTensor', 'Normalize']
     assert (jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue) == (None, None, None, None)
-    scheduler = train_timm.create_optimizer(args, model, 45, pytest.fail)[1]
+    scheduler = train_timm.create_optimizer(args, model, 45)[1]
     assert (scheduler.t_in_epochs, scheduler.t_initial, scheduler.warmup_t) == (False, 135, 45)  # 3 epochs x 45
     lrs = [scheduler._get_lr(t)[0] for t in (0, 44, 45, 134)]  # warmup from --warmup-lr, then timm's cosine
     assert lrs == pytest.approx([1e-5, 1e-5 + 44 * (2e-3 - 1e-5) / 45, 1e-3 * (1 + math.cos(math.pi / 3)),
@@ -125,10 +137,13 @@ def test_config_recipe_reaches_timms_factories(train_timm, data_dir, tmp_path):
 
 
 def usage_error(train_timm, argv, capsys) -> str:
+    """The one line on stderr of ``argv`` run as the script runs (exit status 2, no traceback)."""
     with pytest.raises(SystemExit) as info:
-        train_timm.main(argv)
-    assert info.value.code == 2
-    return capsys.readouterr().err
+        run(train_timm.main, 'train_timm.py', argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith('train_timm.py: ') and 'Traceback' not in err, err
+    return err
 
 
 def test_missing_data_folder(train_timm, tmp_path, capsys):
@@ -146,7 +161,7 @@ def layout(data_dir: Path, root: Path, **folders: str) -> Path:
 def datasets_of(train_timm, root: Path, *extra: str) -> tuple:
     """(train folder, val folder, their image counts) that create_datasets reads, and the args it leaves."""
     args = train_timm.parse_args(train_timm.build_parser(), tiny_args(root, root / 'out', *extra))
-    datasets = train_timm.create_datasets(args, train_timm.build_parser().error)
+    datasets = train_timm.create_datasets(args)
     found = tuple(Path(datasets[split].reader.root).relative_to(root).as_posix() for split in ('train', 'val'))
     return found + (len(datasets['train']), len(datasets['val'])), (args.train_split, args.val_split)
 
@@ -169,13 +184,27 @@ def test_named_split_folders(train_timm, data_dir, tmp_path):
     assert found == ('fit', 'holdout', 24, 24) and recorded == ('fit', 'holdout')
 
 
+@pytest.mark.parametrize('folders, extra, expected', [
+    (dict(train='train', validation='val'), ['--val-split', 'val'], ('train', 'validation')),  # S04
+    (dict(train='train', val='val'), ['--train-split', 'training'], ('train', 'val')),  # S05
+    (dict(train='train', val='val'), ['--val-split', 'validation'], ('train', 'val')),  # S06
+    (dict(training='train', eval='val'), ['--train-split', 'train', '--val-split', 'valid'], ('training', 'eval')),
+])
+def test_a_named_split_is_found_by_timms_other_names(train_timm, data_dir, tmp_path, folders, extra, expected):
+    """As timm's create_dataset(search_split=True): DIR/NAME, else a folder of another name of the split."""
+    root = layout(data_dir, tmp_path / 'data', **folders)
+    found, recorded = datasets_of(train_timm, root, *extra)
+    assert found == expected + (24, 24) and recorded == expected
+
+
 @pytest.mark.parametrize('extra, words', [
-    (['--val-split', 'validation'], ["--val-split 'validation': no folder", 'validation/<class>/*.png']),
-    (['--train-split', 'training'], ["--train-split 'training': no folder"]),
+    (['--val-split', 'holdout'], ["--val-split 'holdout': no folder", 'holdout/<class>/*.png']),
+    (['--train-split', 'fit'], ["--train-split 'fit': no folder"]),
+    (['--val-split', 'evaluation'], ["--val-split 'evaluation': no folder"]),  # no other name of it either
     (['--val-split', ''], ["--val-split '': no folder"]),
 ])
-def test_a_named_split_folder_is_not_searched(train_timm, data_dir, tmp_path, capsys, extra, words):
-    root = layout(data_dir, tmp_path / 'data', train='train', val='val')
+def test_a_named_split_folder_that_is_not_found(train_timm, data_dir, tmp_path, capsys, extra, words):
+    root = layout(data_dir, tmp_path / 'data', train='train', test='val')
     err = usage_error(train_timm, tiny_args(root, tmp_path / 'out', *extra), capsys)
     assert all(word in err for word in words), err
 
@@ -302,3 +331,107 @@ def test_bad_config(train_timm, tmp_path, capsys, content, words):
 def test_missing_config_file(train_timm, tmp_path, capsys):
     err = usage_error(train_timm, ['--config', str(tmp_path / 'none.yaml')], capsys)
     assert 'none.yaml' in err and 'no such file' in err
+
+
+YAML = 'model: se_resnet18_plugin\n'  # completed by tiny_args on the command line
+BAD_INPUT = [  # (the tester's case id, extra command line, YAML or None, words of the line)
+    ('F01', ['--model-kwargs', 'ratio'], None, ["argument --model-kwargs: expected KEY=VALUE items; got ['ratio']"]),
+    ('F01b', ['--model-kwargs', 'se_cfg={[1]: 2}'], None, ['argument --model-kwargs', 'unhashable']),
+    ('F04', ['--model-kwargs', 'channels=(8,16)'], None,
+     ['--model se_resnet18_plugin: the first training step failed', "no attribute 'layer3'",
+      'check --model-kwargs, --img-size and -b (--debug shows where)']),
+    ('F08', ['--model', 'vit_tiny_patch16_224'], None,
+     ['--model vit_tiny_patch16_224: the first training step failed', "Input height (32) doesn't match model (224)"]),
+    ('F09', ['--device', 'meta'], None, ["--device 'meta'", 'cpu or cuda, not meta']),
+    ('F15', [*TINY, '-b', '1'], None, ['the first training step failed', 'Expected more than 1 value per channel']),
+    ('H03', ['--model-kwargs', 'pretrained=True'], None,
+     ['--model-kwargs pretrained: a keyword of timm.create_model that loads weights', 'se_plugins.timm.run']),
+    ('H03b', [], YAML + 'model_kwargs: {pretrained_cfg_overlay: {}, checkpoint_path: x.pth}\n',
+     ['--model-kwargs pretrained_cfg_overlay, checkpoint_path: keywords', 'se_plugins.timm.run']),
+    ('F17', [*TINY, '-b', '64'], None,
+     ['-b 64: larger than the 24 training images of', "timm's loader drops the last partial batch",
+      'use -b 24 or less']),
+    ('Y20', TINY, YAML + 'batch_size: 30\n', ['-b 30: larger than the 24 training images']),
+    ('Y5', [], YAML + 'model_kwargs: [channels, 8]\n',
+     ['--config', "model_kwargs: ['channels', 8] is not a mapping of keyword: value"]),
+    ('Y6', [], YAML + 'model_kwargs: channels=8\n', ["model_kwargs: 'channels=8' is not a mapping of keyword: value"]),
+    ('F05', ['--model-kwargs', 'channels=8'], None,
+     ["object of type 'int' has no len(); give keywords that timm.create_model('se_resnet18_plugin', ...) takes"]),
+    ('Y19', TINY, YAML + 'scale: [0.9, 0.1]\n', ['--scale 0.9 0.1: LOW is above HIGH', '--scale 0.1 0.9']),
+    ('Y19b', [*TINY, '--ratio', '2', '1'], None, ['--ratio 2.0 1.0: LOW is above HIGH']),
+    ('Y20b', [], YAML + 'batch_size: 8\nbatch-size: 4\n', ['batch_size and batch-size set the same option']),
+    ('null', [], YAML + 'epochs:\n', ['epochs: None is not a value', 'remove the key']),
+]
+
+
+@pytest.mark.parametrize('extra, config, words', [case[1:] for case in BAD_INPUT], ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_is_one_line_and_leaves_nothing(train_timm, data_dir, tmp_path, capsys, one_thread,
+                                                  extra, config, words):
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    argv = tiny_args(data_dir, run_dir / 'out', *extra)
+    if config is not None and 'batch_size: 30' in config:  # the YAML's batch size, which -b 8 would override
+        del argv[argv.index('-b'):argv.index('-b') + 2]
+    if config is not None:
+        (tmp_path / 'bad.yaml').write_text(config)
+        argv = ['--config', str(tmp_path / 'bad.yaml'), *argv]
+    err = usage_error(train_timm, argv, capsys)
+    assert all(word in err for word in words), err
+    assert list(run_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize('extra, match', [
+    (['--data-dir', 'nowhere'], "--data-dir 'nowhere': no train/ folder"),
+    (['--opt', 'adamm'], "--opt 'adamm'"),
+    (['--sched', 'cosinus'], "--sched 'cosinus'"),
+    (['--model', 'se_resnet19_plugin'], "--model 'se_resnet19_plugin': unknown to timm"),
+    (['--mixup', '0.2'], '--mixup is an option'),
+    (['--model-kwargs', 'channels=(8,16)'], 'the first training step failed'),
+])
+def test_debug_shows_the_traceback(train_timm, data_dir, tmp_path, monkeypatch, one_thread, extra, match):
+    """--debug (or SE_PLUGINS_DEBUG=1) lets the InputError through, with the error it maps chained."""
+    argv = tiny_args(data_dir, tmp_path / 'out', *TINY, *extra)
+    with pytest.raises(InputError, match=re.escape(match)):
+        run(train_timm.main, 'train_timm.py', [*argv, '--debug'])
+    monkeypatch.setenv(DEBUG_ENV, '1')
+    with pytest.raises(InputError, match=re.escape(match)) as info:
+        run(train_timm.main, 'train_timm.py', argv)
+    assert not (tmp_path / 'out').exists()
+    if 'first training step' in match:
+        assert isinstance(info.value.__cause__, AttributeError)
+
+
+def test_a_yaml_config_mistake_shows_its_traceback_with_debug(train_timm, tmp_path):
+    path = tmp_path / 'bad.yaml'
+    path.write_text('model: se_resnet18_plugin\nepochs: [1, 2\n')
+    with pytest.raises(InputError, match='not valid YAML at line'):
+        run(train_timm.main, 'train_timm.py', ['--config', str(path), '--debug'])
+
+
+def test_a_runtime_error_of_timms_create_model_is_one_line(train_timm, data_dir, tmp_path, monkeypatch):
+    def create_model(*args, **kwargs):
+        raise RuntimeError('No pretrained weights exist for se_resnet18_plugin. Use `pretrained=False`.')
+    monkeypatch.setattr(train_timm.timm, 'create_model', create_model)
+    args = train_timm.parse_args(train_timm.build_parser(), tiny_args(data_dir, tmp_path / 'out'))
+    with pytest.raises(InputError, match=re.escape(
+            "--model se_resnet18_plugin --model-kwargs {}: No pretrained weights exist for se_resnet18_plugin. "
+            "Use `pretrained=False`; give keywords")):
+        train_timm.create_model(args)
+
+
+def test_an_error_after_the_first_update_is_no_bad_input(train_timm, data_dir, tmp_path, monkeypatch, one_thread):
+    """Once an optimizer update has run, a failure is a bug or the machine's: its traceback, and the output stays."""
+    def evaluate(*args, **kwargs):
+        raise RuntimeError('a failure after training steps')
+    monkeypatch.setattr(train_timm, 'evaluate', evaluate)
+    with pytest.raises(RuntimeError, match='a failure after training steps'):
+        run(train_timm.main, 'train_timm.py', tiny_args(data_dir, tmp_path / 'out', *TINY))
+    assert (tmp_path / 'out').is_dir()
+
+
+def test_an_existing_output_folder_keeps_its_files(train_timm, data_dir, tmp_path, capsys, one_thread):
+    output = tmp_path / 'out'
+    output.mkdir()
+    (output / 'notes.txt').write_text('mine\n')
+    usage_error(train_timm, tiny_args(data_dir, output, '--model-kwargs', 'channels=(8,16)'), capsys)
+    assert [p.name for p in output.iterdir()] == ['notes.txt']

@@ -6,29 +6,32 @@
 
 Data is read as timm's train.py reads it: DIR/train/<class>/* and DIR/validation/<class>/* (or, when
 there is no validation/, DIR/val/ and timm's other names for it); --train-split and --val-split name
-other folders. Options have the names of timm's train.py; its options that this script lacks are
-refused by name. A -c/--config YAML sets the defaults of these options (keys are option names,
-``batch_size`` or ``batch-size``); the command line overrides it, and a key that is no option is an
-error. timm's CheckpointSaver writes OUTPUT/last.pth.tar (a tmp file renamed into place),
-model_best.pth.tar and checkpoint-N.pth.tar. A mistake in an option, the YAML or the data ends it
-before the first step with one line on stderr and exit status 2 (--debug: with its traceback).
+other folders, looked up as timm's train.py looks them up (--val-split val also finds validation/).
+Options have the names of timm's train.py; its options that this script lacks are refused by name.
+A -c/--config YAML sets the defaults of these options (keys are option names, ``batch_size`` or
+``batch-size``); the command line overrides it, and a key that is no option is an error. timm's
+CheckpointSaver writes OUTPUT/last.pth.tar (a tmp file renamed into place), model_best.pth.tar and
+checkpoint-N.pth.tar. A mistake in an option, the YAML or the data ends it before training with one
+line on stderr and exit status 2 (--debug: with its traceback); so does a failure of the first
+training step (a model that does not fit --img-size, -b 1 with BatchNorm ...), which leaves no
+--output folder behind.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from functools import partial
-from typing import Any, Callable, Dict, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
 
 import torch
 
 import se_plugins  # noqa: F401  (registers the se_*_plugin models in timm)
-from se_plugins.cli import (ArgumentParser, non_negative_float, non_negative_int, positive_float, positive_int,
-                            probability, run)
+from se_plugins.cli import (USER_ERRORS, ArgumentParser, InputError, describe, non_negative_float, non_negative_int,
+                            positive_float, positive_int, probability, run)
 from se_plugins.extras import required
-from se_plugins.io import check_output
+from se_plugins.io import Undo, check_output
 
 with required('train_timm.py', 'timm'):
     import timm
@@ -57,6 +60,25 @@ TIMM_ONLY = frozenset("""
     --tta --log-wandb
 """.split())
 USE_TIMM = "use timm's train.py through python -m se_plugins.timm.run train.py ..."
+# create_model keywords that load weights (timm's train.py: --pretrained ...); this script trains from scratch.
+WEIGHT_KWARGS = ('pretrained', 'pretrained_cfg', 'pretrained_cfg_overlay', 'checkpoint_path')
+DEVICE_TYPES = ('cpu', 'cuda')
+# What a model that does not fit its input (--model-kwargs, --img-size, -b) raises at its first step.
+FIRST_STEP_ERRORS = (RuntimeError, ValueError, TypeError, AssertionError, AttributeError, IndexError)
+
+
+class ModelKwargs(ParseKwargs):
+    """timm's ``ParseKwargs`` (``KEY=VALUE ...``, values read as Python literals); a malformed item is a usage error."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        bad = [item for item in values if item and ('=' not in item or not item.partition('=')[0])]
+        if bad:
+            raise argparse.ArgumentError(self, f'expected KEY=VALUE items; got {bad}')
+        try:
+            super().__call__(parser, namespace, values, option_string)
+        except (SyntaxError, TypeError, ValueError) as err:  # e.g. "{[1]: 2}": an unhashable key
+            raise argparse.ArgumentError(self, f'{values}: {err}') from err
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add('-c', '--config', help='YAML file of option defaults (unknown keys are an error)')
     add('--model', help="timm model name, e.g. se_resnet18_plugin (see timm.list_models('*_plugin'))")
-    add('--model-kwargs', nargs='*', default={}, action=ParseKwargs,
+    add('--model-kwargs', nargs='*', default={}, action=ModelKwargs,
         help="extra create_model keywords, e.g. se_cfg=\"{'ratio': 8}\"")
     add('--data-dir', help='ImageFolder root holding the split folders')
     add('--train-split', help='training folder in DIR (default: train, or timm\'s other name for it: training)')
@@ -102,58 +124,89 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def refuse_timm_options(parser: argparse.ArgumentParser, names: Sequence[str], where: str = '') -> None:
-    """Exit (status 2) with one line if ``names`` hold options of timm's train.py that this script lacks."""
+def refuse_timm_options(names: Sequence[str], where: str = '') -> None:
+    """Raise InputError if ``names`` hold options of timm's train.py that this script lacks."""
     theirs = [name for name in names if name in TIMM_ONLY]
     if theirs:
         verb = 'is an option' if len(theirs) == 1 else 'are options'
-        parser.exit(2, f"{parser.prog}: {where}{', '.join(theirs)} {verb} of timm's train.py that this script "
-                       f'does not support; {USE_TIMM}\n')
+        raise InputError(f"{where}{', '.join(theirs)} {verb} of timm's train.py that this script "
+                         f'does not support; {USE_TIMM}')
+
+
+def refuse_weight_kwargs(model_kwargs: Dict[str, Any]) -> None:
+    """Raise InputError if --model-kwargs hold keywords that load weights (``pretrained=True`` ...)."""
+    theirs = [name for name in model_kwargs if name in WEIGHT_KWARGS]
+    if theirs:
+        what = ('a keyword of timm.create_model that loads' if len(theirs) == 1
+                else 'keywords of timm.create_model that load')
+        raise InputError(f"--model-kwargs {', '.join(theirs)}: {what} weights, which this script does not support "
+                         f'(it trains from scratch); {USE_TIMM}')
 
 
 def parse_known(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse.Namespace:
     """``parser.parse_args``, but an option of timm's train.py that we lack is refused by name."""
     args, extras = parser.parse_known_args(argv)
-    refuse_timm_options(parser, [extra.split('=', 1)[0] for extra in extras if extra.startswith('-')])
+    refuse_timm_options([extra.split('=', 1)[0] for extra in extras if extra.startswith('-')])
     if extras:
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
     return args
 
 
 def read_config(parser: argparse.ArgumentParser, path: str) -> Dict[str, Any]:
-    """The option defaults in the YAML file ``path``, checked against the options; a mistake is a usage error."""
+    """The option defaults in the YAML file ``path``, checked against the options; a mistake is an InputError."""
     if not os.path.isfile(path):
-        parser.error(f"--config {path!r}: {'is a folder' if os.path.isdir(path) else 'no such file'}; "
-                     'give a YAML file of option: value')
+        raise InputError(f"--config {path!r}: {'is a folder' if os.path.isdir(path) else 'no such file'}; "
+                         'give a YAML file of option: value')
+    config = load_yaml(path)
+    normalised = {str(key).replace('-', '_'): value for key, value in config.items()}
+    if len(normalised) < len(config):
+        refuse_duplicates(path, list(config))
+    known = set(vars(parser.parse_args([]))) - {'config', 'debug'}
+    unknown = sorted(set(normalised) - known)
+    refuse_timm_options(['--' + key.replace('_', '-') for key in unknown], f'--config {path!r}: ')
+    if unknown:
+        raise InputError(f'--config {path!r}: unknown key(s) {unknown}; allowed: {sorted(known)}')
+    actions = {action.dest: action for action in parser._actions}
+    return {key: config_value(actions[key], value, path) for key, value in normalised.items()}
+
+
+def load_yaml(path: str) -> Dict[Any, Any]:
+    """The mapping in the YAML file ``path`` ({} for an empty file); anything else is an InputError."""
     try:
         with open(path) as f:
             config = yaml.safe_load(f) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         where = getattr(err, 'problem_mark', None)
         line = f' at line {where.line + 1}' if where is not None else ''
-        parser.error(f'--config {path!r}: not valid YAML{line} ({getattr(err, "problem", None) or err}); '
-                     'expected a mapping of option: value')
+        raise InputError(f'--config {path!r}: not valid YAML{line} ({getattr(err, "problem", None) or err}); '
+                         'expected a mapping of option: value') from err
     if not isinstance(config, dict):
-        parser.error(f'--config {path!r}: expected a mapping of option: value')
-    config = {str(key).replace('-', '_'): value for key, value in config.items()}
-    known = set(vars(parser.parse_args([]))) - {'config', 'debug'}
-    unknown = sorted(set(config) - known)
-    refuse_timm_options(parser, ['--' + key.replace('_', '-') for key in unknown], f'--config {path!r}: ')
-    if unknown:
-        parser.error(f'--config {path!r}: unknown key(s) {unknown}; allowed: {sorted(known)}')
-    actions = {action.dest: action for action in parser._actions}
-    return {key: config_value(parser, actions[key], value, path) for key, value in config.items()}
+        raise InputError(f'--config {path!r}: expected a mapping of option: value')
+    return config
 
 
-def config_value(parser: argparse.ArgumentParser, action: argparse.Action, value: Any, path: str) -> Any:
+def refuse_duplicates(path: str, keys: List[Any]) -> NoReturn:
+    """Raise InputError naming the keys of the YAML that are one option once ``-`` reads as ``_``."""
+    spellings: Dict[str, List[str]] = {}
+    for key in keys:
+        spellings.setdefault(str(key).replace('-', '_'), []).append(str(key))
+    twice = [' and '.join(names) for names in spellings.values() if len(names) > 1]
+    raise InputError(f"--config {path!r}: {'; '.join(twice)} set the same option; keep one of each")
+
+
+def config_value(action: argparse.Action, value: Any, path: str) -> Any:
     """``value`` of ``action`` from the YAML, converted and checked as the command line would be."""
     def wrong(expected: str) -> NoReturn:
-        parser.error(f'--config {path!r}: {action.dest}: {value!r} is not {expected}')
+        raise InputError(f'--config {path!r}: {action.dest}: {value!r} is not {expected}')
 
     if action.nargs == 0:  # a flag (store_true)
         return value if isinstance(value, bool) else wrong('true or false')
-    if value is None or isinstance(action, ParseKwargs):
-        return value
+    if isinstance(action, ParseKwargs):
+        keywords = isinstance(value, dict) and all(isinstance(key, str) for key in value)
+        return value if keywords else wrong('a mapping of keyword: value')
+    if value is None:  # an empty value: the default, where that is None (--img-size: the model's)
+        return value if action.default is None else wrong(f'a value; give one or remove the key '
+                                                          f'(default {action.default!r})')
     many = isinstance(action.nargs, int)  # e.g. --scale LOW HIGH
     if many and not (isinstance(value, list) and len(value) == action.nargs):
         wrong(f'a list of {action.nargs} values')
@@ -177,58 +230,81 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
     if missing:
         parser.error(f'missing {", ".join(missing)} (give them on the command line or in --config)')
     if not timm.is_model(args.model):
-        parser.error(f"--model {args.model!r}: unknown to timm; SE models: {timm.list_models('*_plugin')}")
-    try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        parser.error(f'--device {args.device!r}: not a torch device; use cpu, cuda or cuda:N')
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        parser.error(f'--device {args.device!r}: no CUDA device on this machine; use --device cpu')
+        raise InputError(f"--model {args.model!r}: unknown to timm; SE models: {timm.list_models('*_plugin')}")
+    refuse_weight_kwargs(args.model_kwargs)
+    check_device(args.device)
+    for name in ('scale', 'ratio'):
+        low, high = getattr(args, name)
+        if low > high:
+            raise InputError(f'--{name} {low} {high}: LOW is above HIGH; give LOW <= HIGH, '
+                             f'e.g. --{name} {high} {low}')
     check_output(args.output, '--output', folder=True)
     return args
 
 
-def split_folder(args: argparse.Namespace, split: str, error: Callable[[str], NoReturn]) -> str:
-    """The folder of ``split`` ('train' or 'val'): as --<split>-split names it, else found as timm's train.py does."""
+def check_device(name: str) -> None:
+    """Raise InputError unless ``name`` is a CPU or an existing CUDA device."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f'--device {name!r}: not a torch device; use cpu, cuda or cuda:N') from None
+    if device.type not in DEVICE_TYPES:
+        raise InputError(f'--device {name!r}: this script trains on {" or ".join(DEVICE_TYPES)}, not '
+                         f'{device.type}; use cpu, cuda or cuda:N')
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise InputError(f'--device {name!r}: no CUDA device on this machine; use --device cpu')
+    count = torch.cuda.device_count() if device.type == 'cuda' else 0
+    if device.index is not None and device.type == 'cuda' and device.index >= count:
+        raise InputError(f'--device {name!r}: this machine has {count} CUDA device(s); '
+                         f'use cuda:0 to cuda:{count - 1}')
+
+
+def split_folder(args: argparse.Namespace, split: str) -> str:
+    """The folder of ``split`` ('train' or 'val') that timm's train.py finds for --<split>-split or its default.
+
+    timm's ``create_dataset(search_split=True)`` takes DIR/<name>, else another name of the split (for
+    ``val``: validation, valid, eval ...).
+    """
     given = getattr(args, f'{split}_split')
-    root = os.path.join(args.data_dir, given) if given is not None else _search_split(args.data_dir, SPLITS[split])
+    root = _search_split(args.data_dir, SPLITS[split] if given is None else given)
     if os.path.isdir(root) and os.path.normpath(root) != os.path.normpath(args.data_dir):
         return root
     if given is not None:
-        error(f'--{split}-split {given!r}: no folder {root!r} (expected DIR/{given}/<class>/*.png)')
-    error(f"--data-dir {args.data_dir!r}: no {SPLITS[split]}/{' or val/' if split == 'val' else ''} folder "
-          '(expected DIR/train/<class>/*.png and DIR/validation/<class>/*.png or DIR/val/<class>/*.png; '
-          '--train-split and --val-split name other folders)')
+        raise InputError(f'--{split}-split {given!r}: no folder {os.path.join(args.data_dir, given)!r} '
+                         f'(expected DIR/{given}/<class>/*.png)')
+    raise InputError(f"--data-dir {args.data_dir!r}: no {SPLITS[split]}/{' or val/' if split == 'val' else ''} "
+                     'folder (expected DIR/train/<class>/*.png and DIR/validation/<class>/*.png or '
+                     'DIR/val/<class>/*.png; --train-split and --val-split name other folders)')
 
 
-def create_datasets(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> Dict[str, Any]:
+def create_datasets(args: argparse.Namespace) -> Dict[str, Any]:
     """timm ImageFolder datasets of the train and val split folders, checked against --num-classes.
 
     ``args.train_split`` and ``args.val_split`` are set to the folder names found (saved in the checkpoints).
     """
     datasets, names = {}, {}
     for split in ('train', 'val'):
-        root = split_folder(args, split, error)
+        root = split_folder(args, split)
         names[split] = os.path.relpath(root, args.data_dir)
         try:
             datasets[split] = create_dataset('', root=root, split=names[split], search_split=False,
                                              is_training=split == 'train')
         except RuntimeError as err:  # timm: "Found 0 images in subfolders of ..."
-            error(f'--data-dir {args.data_dir!r}: {err}')
-        check_first_image(datasets[split], f'--data-dir {args.data_dir!r}', error)
+            raise InputError(f'--data-dir {args.data_dir!r}: {err}') from err
+        check_first_image(datasets[split], f'--data-dir {args.data_dir!r}')
     args.train_split, args.val_split = names['train'], names['val']
     classes = {split: sorted(ds.reader.class_to_idx) for split, ds in datasets.items()}
     if classes['train'] != classes['val']:
-        error(f"--data-dir {args.data_dir!r}: {names['train']} classes {classes['train']} differ from "
-              f"{names['val']} classes {classes['val']}")
+        raise InputError(f"--data-dir {args.data_dir!r}: {names['train']} classes {classes['train']} "
+                         f"differ from {names['val']} classes {classes['val']}")
     if len(classes['train']) != args.num_classes:
-        error(f"--num-classes {args.num_classes} does not match the {len(classes['train'])} class folders "
-              f"of {os.path.join(args.data_dir, names['train'])}: {classes['train']}")
+        raise InputError(f"--num-classes {args.num_classes} does not match the {len(classes['train'])} class "
+                         f"folders of {os.path.join(args.data_dir, names['train'])}: {classes['train']}")
     return datasets
 
 
-def check_first_image(dataset: Any, where: str, error: Callable[[str], NoReturn]) -> None:
-    """A usage error if the first image file of ``dataset`` is no image (timm would skip it with a warning)."""
+def check_first_image(dataset: Any, where: str) -> None:
+    """An InputError if the first image file of ``dataset`` is no image (timm would skip it with a warning)."""
     from PIL import Image
 
     path = dataset.reader.samples[0][0]
@@ -236,7 +312,17 @@ def check_first_image(dataset: Any, where: str, error: Callable[[str], NoReturn]
         with Image.open(path):
             pass
     except (OSError, ValueError) as err:  # PIL.UnidentifiedImageError is an OSError
-        error(f'{where}: {path}: not an image ({type(err).__name__}); the class folders should hold only images')
+        raise InputError(f'{where}: {path}: not an image ({type(err).__name__}); '
+                         'the class folders should hold only images') from err
+
+
+def check_batch_size(args: argparse.Namespace, datasets: Dict[str, Any]) -> None:
+    """An InputError if -b exceeds the training images: timm's loader would give no step at all."""
+    images = len(datasets['train'])
+    if args.batch_size > images:
+        raise InputError(f'-b {args.batch_size}: larger than the {images} training images of '
+                         f"{os.path.join(args.data_dir, args.train_split)} (timm's loader drops the last "
+                         f'partial batch); use -b {images} or less')
 
 
 def create_loaders(args: argparse.Namespace, datasets: Dict[str, Any], data_config: Dict[str, Any]) -> Dict[str, Any]:
@@ -247,30 +333,53 @@ def create_loaders(args: argparse.Namespace, datasets: Dict[str, Any], data_conf
         num_workers=args.workers, use_prefetcher=False, **data_config) for split, dataset in datasets.items()}
 
 
-def create_optimizer(args: argparse.Namespace, model: torch.nn.Module, updates_per_epoch: int,
-                     error: Callable[[str], NoReturn]) -> Tuple[torch.optim.Optimizer, Any]:
-    """timm's optimizer and scheduler of --opt and --sched; a name timm does not know is a usage error."""
+def create_optimizer(args: argparse.Namespace, model: torch.nn.Module,
+                     updates_per_epoch: int) -> Tuple[torch.optim.Optimizer, Any]:
+    """timm's optimizer and scheduler of --opt and --sched; a name timm does not know is an InputError."""
     try:
         optimizer = create_optimizer_v2(model, opt=args.opt, lr=args.lr, weight_decay=args.weight_decay,
                                         momentum=args.momentum)
     except (TypeError, ValueError) as err:  # timm: "Optimizer foo not found in registry"
-        error(f'--opt {args.opt!r}: {err}')
+        raise InputError(f'--opt {args.opt!r}: {err}') from err
     try:
         scheduler = create_scheduler_v2(optimizer, sched=args.sched, num_epochs=args.epochs, min_lr=args.min_lr,
                                         warmup_lr=args.warmup_lr, warmup_epochs=args.warmup_epochs,
                                         step_on_epochs=not args.sched_on_updates,
                                         updates_per_epoch=updates_per_epoch)[0]
     except (TypeError, ValueError) as err:  # timm: "Unknown scheduler 'foo'."
-        error(f'--sched {args.sched!r}: {err}')
+        raise InputError(f'--sched {args.sched!r}: {err}') from err
     return optimizer, scheduler
 
 
-def create_model(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> torch.nn.Module:
-    """``timm.create_model`` with --num-classes and --model-kwargs; a bad keyword (e.g. se_cfg) is a usage error."""
+def create_model(args: argparse.Namespace) -> torch.nn.Module:
+    """``timm.create_model`` with --num-classes and --model-kwargs; a bad keyword (e.g. se_cfg) is an InputError."""
     try:
         return timm.create_model(args.model, num_classes=args.num_classes, **args.model_kwargs)
-    except (TypeError, ValueError) as err:
-        error(f'--model {args.model} --model-kwargs {args.model_kwargs}: {err}')
+    except (AssertionError, RuntimeError, TypeError, ValueError) as err:
+        what = describe(err).rstrip('.')
+        if '; ' not in what:  # e.g. "object of type 'int' has no len()": say what would be right
+            what += f'; give keywords that timm.create_model({args.model!r}, ...) takes'
+        raise InputError(f'--model {args.model} --model-kwargs {args.model_kwargs}: {what}') from err
+
+
+@contextmanager
+def first_update(args: argparse.Namespace) -> Iterator[Callable[[], None]]:
+    """Until the yielded callable is called (after the first optimizer update), a failure is bad input.
+
+    An error of the first step (a model that does not fit --img-size, --model-kwargs that build a
+    broken model, -b 1 with BatchNorm) becomes one line naming --model; on bad input what the block
+    wrote under --output (the folder itself where it was new) is removed. Later errors keep their
+    traceback and the checkpoints stay.
+    """
+    with Undo(args.output) as undo:
+        try:
+            yield undo.keep
+        except FIRST_STEP_ERRORS as err:
+            if undo.kept or isinstance(err, USER_ERRORS):
+                raise
+            what = describe(err).rstrip('.')
+            raise InputError(f'--model {args.model}: the first training step failed: {what}; '
+                             'check --model-kwargs, --img-size and -b (--debug shows where)') from err
 
 
 @torch.no_grad()
@@ -290,8 +399,12 @@ def evaluate(model: torch.nn.Module, loader: Any, device: torch.device, autocast
 
 def train_one_epoch(model: torch.nn.Module, loader: Any, loss_fn: Callable, optimizer: torch.optim.Optimizer,
                     autocast: Callable, scaler: Optional[NativeScaler], ema: Optional[ModelEmaV3], scheduler: Any,
-                    updates: int, log_prefix: str, log_interval: int) -> int:
-    """One pass over ``loader``, printing progress; return the number of optimizer updates so far."""
+                    updates: int, log_prefix: str, log_interval: int,
+                    after_update: Callable[[], None] = lambda: None) -> int:
+    """One pass over ``loader``, printing progress; return the number of optimizer updates so far.
+
+    ``after_update`` is called after each optimizer update (see :func:`first_update`).
+    """
     model.train()
     device, loss_meter = next(model.parameters()).device, AverageMeter()
     for step, (images, targets) in enumerate(loader, 1):
@@ -304,6 +417,7 @@ def train_one_epoch(model: torch.nn.Module, loader: Any, loss_fn: Callable, opti
         else:
             loss.backward()
             optimizer.step()
+        after_update()
         updates += 1
         if ema is not None:
             ema.update(model, step=updates)
@@ -322,38 +436,40 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     args = parse_args(parser, argv)
     random_seed(args.seed)
     device = torch.device(args.device)
-    datasets = create_datasets(args, parser.error)
-    model = create_model(args, parser.error).to(device)
+    datasets = create_datasets(args)
+    check_batch_size(args, datasets)
+    model = create_model(args).to(device)
     data_config = resolve_data_config(dict(img_size=args.img_size, crop_pct=args.crop_pct), model=model)
     loaders = create_loaders(args, datasets, data_config)
 
-    optimizer, scheduler = create_optimizer(args, model, len(loaders['train']), parser.error)
+    optimizer, scheduler = create_optimizer(args, model, len(loaders['train']))
     train_loss = LabelSmoothingCrossEntropy(args.smoothing) if args.smoothing else torch.nn.CrossEntropyLoss()
     amp_dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
     autocast = partial(torch.autocast, device.type, dtype=amp_dtype) if args.amp else nullcontext
     scaler = NativeScaler(device.type) if args.amp and amp_dtype == torch.float16 else None
     ema = ModelEmaV3(model, decay=args.model_ema_decay) if args.model_ema else None
-    os.makedirs(args.output, exist_ok=True)
-    saver = CheckpointSaver(model, optimizer, args=args, model_ema=ema, amp_scaler=scaler,
-                            checkpoint_dir=args.output, recovery_dir=args.output, max_history=args.checkpoint_hist)
-
-    num_params = sum(p.numel() for p in model.parameters())
-    print(f"{args.model}: {num_params:,} parameters; {len(datasets['train'])} train / {len(datasets['val'])} val "
-          f"images, {args.num_classes} classes; input {data_config['input_size']}; device {device}", flush=True)
-    updates = 0
-    for epoch in range(args.epochs):
-        start = time.time()
-        updates = train_one_epoch(model, loaders['train'], train_loss, optimizer, autocast, scaler, ema, scheduler,
-                                  updates, f'epoch {epoch + 1}/{args.epochs}', args.log_interval)
-        if scheduler is not None:
-            scheduler.step(epoch + 1)
-        metrics = evaluate(model, loaders['val'], device, autocast)
-        line = f"val loss {metrics['loss']:.4f} top-1 {metrics['top1']:.2f} top-5 {metrics['top5']:.2f}"
-        if ema is not None:
-            metrics = evaluate(ema.module, loaders['val'], device, autocast)
-            line += f" | EMA top-1 {metrics['top1']:.2f} top-5 {metrics['top5']:.2f}"
-        best, best_epoch = saver.save_checkpoint(epoch, metric=metrics['top1'])
-        print(f'epoch {epoch + 1}/{args.epochs} {line} ({time.time() - start:.1f} s)', flush=True)
+    with first_update(args) as updated:  # bad input until the first update: one line, no --output left
+        os.makedirs(args.output, exist_ok=True)
+        saver = CheckpointSaver(model, optimizer, args=args, model_ema=ema, amp_scaler=scaler,
+                                checkpoint_dir=args.output, recovery_dir=args.output, max_history=args.checkpoint_hist)
+        num_params = sum(p.numel() for p in model.parameters())
+        print(f"{args.model}: {num_params:,} parameters; {len(datasets['train'])} train / {len(datasets['val'])} "
+              f"val images, {args.num_classes} classes; input {data_config['input_size']}; device {device}", flush=True)
+        updates = 0
+        for epoch in range(args.epochs):
+            start = time.time()
+            updates = train_one_epoch(model, loaders['train'], train_loss, optimizer, autocast, scaler, ema,
+                                      scheduler, updates, f'epoch {epoch + 1}/{args.epochs}', args.log_interval,
+                                      after_update=updated)
+            if scheduler is not None:
+                scheduler.step(epoch + 1)
+            metrics = evaluate(model, loaders['val'], device, autocast)
+            line = f"val loss {metrics['loss']:.4f} top-1 {metrics['top1']:.2f} top-5 {metrics['top5']:.2f}"
+            if ema is not None:
+                metrics = evaluate(ema.module, loaders['val'], device, autocast)
+                line += f" | EMA top-1 {metrics['top1']:.2f} top-5 {metrics['top5']:.2f}"
+            best, best_epoch = saver.save_checkpoint(epoch, metric=metrics['top1'])
+            print(f'epoch {epoch + 1}/{args.epochs} {line} ({time.time() - start:.1f} s)', flush=True)
     ranked = 'EMA ' if ema is not None else ''  # with --model-ema, checkpoints are ranked by the EMA weights
     print(f"final val {ranked}top-1 {metrics['top1']:.2f} top-5 {metrics['top5']:.2f} "
           f"(best top-1 {best:.2f} at epoch {best_epoch + 1}); checkpoints in {args.output}", flush=True)
