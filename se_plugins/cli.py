@@ -13,6 +13,7 @@ every tool) or ``SE_PLUGINS_DEBUG=1`` shows the traceback of bad input too.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from contextlib import contextmanager
@@ -135,7 +136,9 @@ def _number(kind: type, text: str, low: float, high: float = float('inf'), above
         value = kind(text)
     except ValueError:
         value = None
-    if value is None or not (low < value if above else low <= value) or not value <= high:  # NaN fails both
+    if value is not None and not math.isfinite(value):  # NaN and inf
+        value = None
+    if value is None or not (low < value if above else low <= value) or not value <= high:
         what = 'an integer' if kind is int else 'a number'
         bounds = f'> {low}' if above else f'>= {low}'
         bounds += f' and <= {high}' if high != float('inf') else ''

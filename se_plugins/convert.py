@@ -62,7 +62,8 @@ def unwrap(checkpoint: Mapping) -> StateDict:
         if isinstance(checkpoint.get(key), Mapping):
             checkpoint = checkpoint[key]
             break
-    return {k.removeprefix('module.'): v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
+    return {k.removeprefix('module.'): v for k, v in checkpoint.items()
+            if isinstance(k, str) and isinstance(v, torch.Tensor)}
 
 
 def refuse_legacy(state_dict: Mapping) -> None:
@@ -256,7 +257,8 @@ def fit_to_model(state_dict: Mapping, model_state: Mapping, new_ok: Iterable[str
         state_dict: The checkpoint, already in the model's layout.
         model_state: ``model.state_dict()``.
         new_ok: Extra keys that may be missing (besides SE keys).
-        strict: No key may be missing, SE keys included (a trained model to test or analyse).
+        strict: No key may be missing, SE keys included, and every tensor must hold numbers the model can use
+            (a trained model to test or analyse: no NaN, no integers for floats, no meta or sparse tensors).
     """
     new_ok = set(new_ok)
     missing = [k for k in model_state if k not in state_dict]
@@ -268,10 +270,26 @@ def fit_to_model(state_dict: Mapping, model_state: Mapping, new_ok: Iterable[str
     if problems:
         raise CheckpointError(f'checkpoint does not fit the model ({len(problems)} problem(s), e.g. {problems[0]}); '
                               'wrong architecture, depth or width?\n  ' + '\n  '.join(problems))
+    unusable = [p for p in (_unusable(k, v, model_state[k]) for k, v in state_dict.items()) if p] if strict else []
+    if unusable:
+        raise CheckpointError(f'checkpoint holds tensors the model cannot use ({len(unusable)} problem(s), e.g. '
+                              f'{unusable[0]}); give the weights of a run that trained (model.state_dict())'
+                              '\n  ' + '\n  '.join(unusable))
     if new:
         logger.warning('%d SE key(s) are not in the checkpoint and keep their initial values: %s',
                        len(new), ', '.join(new))
     return {**state_dict, **{k: model_state[k] for k in new}}
+
+
+def _unusable(key: str, value: torch.Tensor, model_value: torch.Tensor) -> str:
+    """What makes ``value`` unusable as the model's ``key`` ('' if nothing): no data, integers, NaN/inf."""
+    if value.is_meta or value.layout != torch.strided:
+        return f'{key} is a {"meta" if value.is_meta else str(value.layout)} tensor, with no dense values'
+    if model_value.is_floating_point() and not value.is_floating_point():
+        return f'{key} holds {value.dtype}, not floating-point numbers'
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        return f'{key} holds NaN or inf (a diverged run?)'
+    return ''
 
 
 def timm_checkpoint_filter(state_dict: Mapping, model: nn.Module) -> StateDict:

@@ -62,8 +62,26 @@ def save_atomic(obj: Any, path: PathLike) -> Path:
     """``torch.save(obj)`` to ``path`` atomically; a ``.safetensors`` path takes a flat dict of tensors."""
     if Path(path).suffix == '.safetensors':
         from safetensors.torch import save
-        return write_atomic(path, lambda f: f.write(save({k: v.contiguous() for k, v in obj.items()})))
+        return write_atomic(path, lambda f: f.write(save(_unshared(obj))))
     return write_atomic(path, lambda f: torch.save(obj, f))
+
+
+def _unshared(tensors: Mapping[str, torch.Tensor]) -> StateDict:
+    """Contiguous copies where tensors share memory (tied weights), which safetensors cannot store."""
+    seen: Set[int] = set()
+    out = {}
+    for key, value in tensors.items():
+        pointer = value.untyped_storage().data_ptr()
+        out[key] = value.clone().contiguous() if pointer in seen else value.contiguous()
+        seen.add(pointer)
+    return out
+
+
+def _is_safetensors(path: Path) -> bool:
+    """Whether ``path`` starts as a safetensors file does: an 8-byte header length, then a JSON object."""
+    with open(path, 'rb') as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:] == b'{' and int.from_bytes(head[:8], 'little') < path.stat().st_size
 
 
 def check_output(path: PathLike, flag: str, folder: bool = False) -> None:
@@ -77,8 +95,14 @@ def check_output(path: PathLike, flag: str, folder: bool = False) -> None:
         flag: How the user gave it, e.g. ``'--out-dir'`` (named in the message).
         folder: Whether ``path`` is a folder to write into.
     """
-    path = Path(path)
     where = f'{flag} {str(path)!r}'
+    if not folder and str(path).endswith(('/', os.sep)):
+        raise InputError(f'{where}: ends with a slash, as a folder does; give the path of a file to write')
+    path = Path(path)
+    link = next((p for p in (path, *path.parents) if p.is_symlink() and not p.exists()), None)
+    if link is not None:
+        raise InputError(f'{where}: {str(link)!r} is a symbolic link to nothing (dangling, or a loop); '
+                         'remove it or choose another path')
     if folder and path.exists() and not path.is_dir():
         raise InputError(f'{where}: is a file, not a folder; give a folder to write into')
     if not folder and path.is_dir():
@@ -89,9 +113,13 @@ def check_output(path: PathLike, flag: str, folder: bool = False) -> None:
     if not parent.is_dir():
         raise InputError(f'{where}: cannot be written, {str(parent)!r} is a file, not a folder; '
                          'choose a path inside a folder')
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f'{where}: cannot be written, the folder {str(parent)!r} is read-only; '
-                         'choose a folder you may write to')
+    try:  # a file made and removed: os.access trusts permission bits, not read-only mounts or /proc
+        fd, probe = tempfile.mkstemp(dir=parent, prefix='.se_plugins_probe.')
+    except OSError:
+        raise InputError(f'{where}: cannot be written, the folder {str(parent)!r} takes no new files '
+                         '(read-only?); choose a folder you may write to') from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def read_checkpoint(path: PathLike) -> Any:
@@ -162,12 +190,12 @@ def load_state_dict(path: PathLike) -> StateDict:
             file that holds no mapping of names to tensors.
     """
     path = Path(path)
-    if path.suffix != '.safetensors':
+    _check_file(path)
+    if path.suffix != '.safetensors' and not _is_safetensors(path):  # by content: names lie
         return state_dict_of(read_checkpoint(path), path)
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    _check_file(path)
     try:
         return state_dict_of(load_file(path), path)
     except SafetensorError as err:
@@ -194,6 +222,10 @@ def state_dict_of(checkpoint: Any, path: PathLike) -> StateDict:
 def _check_file(path: Path) -> None:
     if path.is_dir():
         raise IsADirectoryError(f'{path}: is a folder; give a checkpoint file (.pth, .pt, .safetensors)')
+    if path.is_symlink() and not path.exists():
+        raise FileNotFoundError(f'{path}: a symbolic link to nothing (dangling, or a loop); give a checkpoint file')
+    if path.exists() and not path.is_file():
+        raise CheckpointError(f'{path}: not a regular file (a pipe, socket or device); give a checkpoint file')
     if not path.is_file():
         raise FileNotFoundError(f'{path}: checkpoint not found (no such file)')
 
