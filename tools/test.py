@@ -14,7 +14,7 @@ import os.path as osp
 from typing import Optional, Sequence
 
 import se_plugins  # noqa: F401  registers se_cfg and the SE models
-from se_plugins.cli import ArgumentParser, about, run
+from se_plugins.cli import ArgumentParser, InputError, about, run
 from se_plugins.extras import required
 from se_plugins.io import check_output, read_checkpoint, state_dict_of, write_atomic
 
@@ -65,6 +65,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Merge the command line into ``cfg`` as MMPretrain's tool does."""
+    if args.work_dir == '':
+        raise InputError("--work-dir '': empty; give the folder for the evaluation metrics")
+    checks.check_launcher(args.launcher)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
@@ -73,8 +76,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         checks.check_amp_device()
         cfg.test_cfg.fp16 = True
     if args.cfg_options is not None:
-        checks.check_cfg_options(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
+        checks.merge_cfg_options(cfg, args.cfg_options)
+    checks.check_config_values(cfg, ('test_dataloader', ))
     checks.set_dataloader_defaults(cfg, ('test_dataloader', ), pin_memory=not args.no_pin_memory)
     checks.check_data_roots(cfg, ('test_dataloader', ))
     check_output(cfg.work_dir, '--work-dir' if args.work_dir else 'work_dir', folder=True)

@@ -59,9 +59,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Merge the command line into ``cfg`` as MMPretrain's tool does."""
+    """Merge the command line into ``cfg`` as MMPretrain's tool does (``--cfg-options`` last)."""
+    if args.work_dir == '':
+        raise InputError("--work-dir '': empty; give the folder for logs and checkpoints")
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    checks.check_launcher(args.launcher)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
@@ -69,18 +72,20 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         checks.check_amp_device()
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.resume is not None:  # 'auto': the latest checkpoint in work_dir
+    if args.resume is not None:  # 'auto': the latest checkpoint in work_dir, found below
         cfg.resume = True
         cfg.load_from = None if args.resume == 'auto' else args.resume
+    if args.cfg_options is not None:
+        checks.merge_cfg_options(cfg, args.cfg_options)
+    checks.check_config_values(cfg, ('train_dataloader', 'val_dataloader'))
+    if args.resume == 'auto':
+        cfg.load_from = checks.latest_checkpoint(cfg.work_dir)
     if args.auto_scale_lr:
         if 'base_batch_size' not in (cfg.get('auto_scale_lr') or {}):
             raise InputError('--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=N) in '
                              f'the config (N: the total batch size its lr is for); {args.config} '
                              'has none')
         cfg.auto_scale_lr.enable = True
-    if args.cfg_options is not None:
-        checks.check_cfg_options(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
     checks.set_dataloader_defaults(cfg, ('train_dataloader', 'val_dataloader', 'test_dataloader'),
                                    pin_memory=not args.no_pin_memory,
                                    persistent_workers=not args.no_persistent_workers)
@@ -97,6 +102,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     checks.check_load_from(cfg, '--resume' if args.resume else 'load_from')
     with checks.Preflight(args.config, cfg.work_dir) as preflight:
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        checks.check_load_from_fits(runner.model, cfg, '--resume' if args.resume else 'load_from')
         runner.register_hook(checks.DatasetCheckHook(preflight.keep), priority='VERY_HIGH')
         runner.train()
 

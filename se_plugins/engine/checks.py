@@ -28,7 +28,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from ..cli import InputError, about
-from ..convert import fit_to_model
+from ..convert import CheckpointError, fit_to_model
 from ..io import Undo, read_checkpoint, state_dict_of
 
 # Top-level keys mmengine's Runner reads besides its __init__ arguments (Runner.wrap_model,
@@ -123,6 +123,44 @@ def check_resumable(checkpoint: Any, path: str) -> None:
                          f'--cfg-options load_from={path}')
 
 
+def latest_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` without a value resumes: mmengine's latest in ``work_dir`` (None if none)."""
+    from mmengine.runner import find_latest_checkpoint
+    return find_latest_checkpoint(work_dir) if os.path.isdir(work_dir) else None
+
+
+def check_load_from_fits(model: torch.nn.Module, cfg: Config, flag: str) -> None:
+    """Raise InputError unless the checkpoint the run starts from fits the built ``model``.
+
+    mmengine loads ``load_from`` leniently and only logs what does not fit, so a checkpoint of another
+    width trains from scratch, and a resumed one fails at its first step. Resuming needs every key and shape
+    (:func:`check_checkpoint_fits`); starting from weights may leave keys out (a plain ResNet into an SE
+    model, a backbone without its head) and may change the head (fine-tuning to other classes), but any other
+    shape that differs, or a checkpoint none of whose keys is the model's, is refused.
+    """
+    path = cfg.get('load_from')
+    if not path or '://' in str(path):
+        return
+    with about(flag):
+        weights = state_dict_of(read_checkpoint(path), path)
+        if cfg.get('resume'):
+            check_checkpoint_fits(model, weights, path)
+            return
+        model = model.module if is_model_wrapper(model) else model
+        ours = model.state_dict()
+        shared = [key for key in weights if key in ours]
+        shapes = [f'{key} checkpoint {tuple(weights[key].shape)} vs model {tuple(ours[key].shape)}'
+                  for key in shared if weights[key].shape != ours[key].shape and not key.startswith('head.')]
+        if not shared:
+            raise CheckpointError(f'{path}: none of its {len(weights)} keys is a key of the model (e.g. '
+                                  f'{next(iter(weights))} vs {next(iter(ours))}); convert it first '
+                                  '(tools/convert_checkpoint.py --to mmpretrain)')
+        if shapes:
+            raise CheckpointError(f'{path}: {len(shapes)} weight(s) outside the head have other shapes than the '
+                                  f'model\'s (e.g. {shapes[0]}); another depth or width? Use a checkpoint of '
+                                  'this architecture\n  ' + '\n  '.join(shapes))
+
+
 def check_checkpoint_fits(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], flag: str) -> None:
     """Raise InputError unless ``state_dict`` has ``model``'s keys and shapes (mmengine would only warn)."""
     model = model.module if is_model_wrapper(model) else model
@@ -130,21 +168,26 @@ def check_checkpoint_fits(model: torch.nn.Module, state_dict: Mapping[str, torch
         fit_to_model(state_dict, model.state_dict(), strict=True)
 
 
-def build_error(config: str, err: BaseException) -> InputError:
-    """The InputError for ``err``, raised by mmengine while it built what ``config`` describes."""
-    return InputError(f'{config}: cannot be built: {_first_line(err)}; fix the config or --cfg-options '
-                      '(--debug shows where)')
+FIX = 'fix the config or --cfg-options'
+
+
+def build_error(config: str, err: BaseException, fix: str = FIX) -> InputError:
+    """The InputError for ``err``, raised by mmengine while it built what ``config`` describes.
+
+    ``fix`` says what the user can change (a tool without ``--cfg-options`` names its own flags).
+    """
+    return InputError(f'{config}: cannot be built: {_first_line(err)}; {fix} (--debug shows where)')
 
 
 @contextmanager
-def building(config: str) -> Iterator[None]:
+def building(config: str, fix: str = FIX) -> Iterator[None]:
     """An error of :data:`BUILD_ERRORS` in the block (an mmengine builder's) is an InputError naming ``config``."""
     try:
         yield
     except BUILD_ERRORS as err:
         if isinstance(err, InputError):
             raise
-        raise build_error(config, err) from err
+        raise build_error(config, err, fix) from err
 
 
 class Preflight(Undo):
@@ -189,6 +232,68 @@ def check_cfg_options(cfg: Config, options: Mapping[str, Any]) -> None:
             hint = f" (did you mean '{close[0]}'?)" if close else ''
             raise InputError(f'--cfg-options {option}: unknown top-level config key {top!r}{hint}; '
                              f'the config and the Runner know: {", ".join(sorted(known))}')
+
+
+def merge_cfg_options(cfg: Config, options: Mapping[str, Any]) -> None:
+    """``cfg.merge_from_dict(options)`` after :func:`check_cfg_options`; what mmengine cannot merge is named.
+
+    Raises:
+        InputError: An unknown top-level key, or an option mmengine cannot merge (a key below a value
+            that is no dict, a list index out of range).
+    """
+    check_cfg_options(cfg, options)
+    for option, value in options.items():
+        try:
+            cfg.merge_from_dict({option: value})
+        except BUILD_ERRORS as err:
+            raise InputError(f'--cfg-options {option}={value!r}: cannot be merged into the config '
+                             f'({_first_line(err)}); check the key path against the config') from err
+
+
+# Launchers of mmengine's init_dist and the environment each reads (set by torchrun, srun or mpirun).
+LAUNCHER_ENV = {'pytorch': ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'),
+                'slurm': ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST'),
+                'mpi': ('OMPI_COMM_WORLD_LOCAL_RANK', 'OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE')}
+LAUNCHED_BY = {'pytorch': 'torchrun (tools/dist_train.sh, tools/dist_test.sh)', 'slurm': 'srun',
+               'mpi': 'mpirun'}
+
+
+def check_launcher(launcher: str) -> None:
+    """Raise InputError if ``--launcher`` names a launcher whose environment this process lacks."""
+    missing = [name for name in LAUNCHER_ENV.get(launcher, ()) if name not in os.environ]
+    if missing:
+        raise InputError(f'--launcher {launcher}: {", ".join(missing)} not set, so this process was not started '
+                         f'by {LAUNCHED_BY[launcher]}; start it that way or use --launcher none')
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_config_values(cfg: Config, loaders: Sequence[str]) -> None:
+    """Raise InputError naming the field where a value the tools read has the wrong type or range.
+
+    mmengine reads these without checking (``work_dir`` and ``load_from`` as paths, dataloaders and
+    ``randomness`` as dicts, ``num_workers`` as a count, ``max_epochs``/``max_iters`` as a count) and
+    fails on them with an unrelated error, or mid-way.
+    """
+    for key in ('work_dir', 'load_from'):
+        value = cfg.get(key)
+        if value is not None and not isinstance(value, str):
+            raise InputError(f'{key}={value!r}: not a path; give a string (a folder for work_dir, a checkpoint '
+                             'file for load_from)')
+    for key in ('randomness', 'train_cfg', *loaders):
+        value = cfg.get(key)
+        if value is not None and not isinstance(value, Mapping):
+            raise InputError(f'{key}={value!r}: not a dict; give dict(...) of its settings, as the base configs do')
+    for key in loaders:
+        workers = (cfg.get(key) or {}).get('num_workers', 0)
+        if not _is_int(workers) or workers < 0:
+            raise InputError(f'{key}.num_workers={workers!r}: not a number of processes; give an integer >= 0')
+    for key in ('max_epochs', 'max_iters'):
+        value = (cfg.get('train_cfg') or {}).get(key)
+        if value is not None and (not _is_int(value) or value < 1):
+            raise InputError(f'train_cfg.{key}={value!r}: not a number of {key[4:]}; give an integer >= 1')
 
 
 def check_amp_device() -> None:
