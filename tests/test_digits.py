@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from se_plugins.data import prepare_digits
+from se_plugins.data.digits import LayoutError
 
 
 @pytest.fixture(scope='module')
@@ -37,6 +38,15 @@ def test_preparing_twice_rewrites_nothing(digits: Path) -> None:
     assert prepare_digits(digits)['imagefolder'] == digits / 'imagefolder'
     assert png.stat().st_mtime_ns == before
     assert sorted(p.name for p in digits.iterdir()) == ['cifar-10-batches-py', 'imagefolder']
+
+
+def test_another_split_over_a_layout_is_refused(digits: Path) -> None:
+    """Each layout records its split; asking for another one over it names the layout, not a silent no-op."""
+    assert (digits / 'imagefolder' / '.split.json').read_text() == '{"val_fraction": 0.2, "seed": 0}'
+    with pytest.raises(LayoutError, match=r"imagefolder: was split with \{'val_fraction': 0.2, 'seed': 0\}"):
+        prepare_digits(digits, val_fraction=0.3)
+    with pytest.raises(LayoutError, match='seed'):
+        prepare_digits(digits, seed=1)
 
 
 def test_cifar10_batches_hold_the_same_images(digits: Path) -> None:

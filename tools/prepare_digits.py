@@ -5,8 +5,9 @@
 import argparse
 from typing import Optional, Sequence
 
-from se_plugins.cli import ArgumentParser, non_negative_int, run
+from se_plugins.cli import ArgumentParser, InputError, non_negative_int, run
 from se_plugins.data import prepare_digits
+from se_plugins.data.digits import LayoutError
 from se_plugins.io import check_output
 
 
@@ -32,8 +33,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('--seed', type=non_negative_int, default=0, help='seed of the split')
     args = parser.parse_args(argv)
     check_output(args.out, '--out', folder=True)
-    paths = prepare_digits(args.out, cifar10=not args.no_cifar10,
-                           val_fraction=args.val_fraction, seed=args.seed)
+    try:
+        paths = prepare_digits(args.out, cifar10=not args.no_cifar10,
+                               val_fraction=args.val_fraction, seed=args.seed)
+    except LayoutError as err:  # an incomplete or differently split layout in --out
+        raise InputError(f'--out: {err}') from err
+    except ValueError as err:  # a split without some digit
+        raise InputError(f'--val-fraction {args.val_fraction}: {err}') from err
     for name, path in paths.items():
         print(f'{name}: {path}')
 
