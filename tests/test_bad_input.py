@@ -113,6 +113,18 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mm = Config.fromfile(tiny)
     mm_model = MODELS.build(dict(mm.model, data_preprocessor=mm.data_preprocessor))
     torch.save({'state_dict': mm_model.state_dict(), 'meta': {}}, ckpt / 'mm.pth')
+    broken = {k: v.clone() for k, v in mm_model.state_dict().items()}
+    broken['backbone.conv1.weight'][0] = float('nan')
+    torch.save({'state_dict': broken}, ckpt / 'mm_nan.pth')
+    torch.save({'state_dict': {k: v.long() for k, v in mm_model.state_dict().items()}}, ckpt / 'mm_int.pth')
+    wide = MODELS.build(dict(mm.model, backbone=dict(mm.model.backbone, stem_channels=16, base_channels=16)))
+    torch.save({'state_dict': wide.state_dict()}, ckpt / 'mm_wide.pth')
+    torch.save({1: torch.zeros(2), 2: torch.zeros(3)}, ckpt / 'intkeys.pth')
+    (ckpt / 'dangling.pth').symlink_to(ckpt / 'nowhere.pth')
+    os.mkfifo(ckpt / 'fifo.pth')
+    (root / 'layout' / 'imagefolder').parent.mkdir()
+    (root / 'layout' / 'imagefolder').write_text('a file where a layout goes\n')
+    (root / 'nowhere').symlink_to(root / 'no_such_folder')
     return root
 
 
@@ -168,11 +180,22 @@ CASES = [
     ('convert_checkpoint.py', ['{root}/ckpt/timm.pth', '{out}/o.pth'], ['--to', 'required']),
     ('convert_checkpoint.py', convert('timm.pth', '--model', 'seresnetaa50d', to='mmpretrain'),
      ['--model seresnetaa50d', 'no MMPretrain counterpart']),
+    ('convert_checkpoint.py', convert('timm.pth', '--model', 'seresnet19'), ['--model', 'seresnet19', 'unknown']),
+    ('convert_checkpoint.py', convert('timm.pth', dst='{root}/ckpt/timm.pth'), ['DST', 'is SRC']),
+    ('convert_checkpoint.py', convert('timm.pth', dst='{out}/new/'), ['DST', 'ends with a slash']),
+    ('convert_checkpoint.py', convert('timm.pth', dst='{root}/nowhere/out.pth'), ['DST', 'nowhere', 'dangling']),
+    ('convert_checkpoint.py', convert('timm.pth', dst='/proc/out.pth'), ['DST', '/proc', 'takes no new files']),
+    ('convert_checkpoint.py', convert('intkeys.pth'), ['intkeys.pth', 'holds no tensors']),
+    ('convert_checkpoint.py', convert('dangling.pth'), ['dangling.pth', 'symbolic link to nothing']),
+    ('convert_checkpoint.py', convert('fifo.pth'), ['fifo.pth', 'not a regular file']),
 
     ('prepare_digits.py', ['--out', '{root}/afile/digits'], ['--out', 'afile', 'is a file, not a folder']),
     ('prepare_digits.py', ['--out', '{root}/afile'], ['--out', 'afile', 'is a file, not a folder']),
     ('prepare_digits.py', ['--val-fraction', '1.5'], ['--val-fraction', '1.5']),
     ('prepare_digits.py', ['--seed', '-1'], ['--seed', "'-1'"]),
+    ('prepare_digits.py', ['--out', '{out}/d', '--val-fraction', '0.001'], ['--val-fraction 0.001', '0.0056']),
+    ('prepare_digits.py', ['--out', '{root}/layout'], ['--out', 'imagefolder', 'not a complete layout']),
+    ('prepare_digits.py', ['--out', '{root}/nowhere'], ['--out', 'nowhere', 'dangling']),
 
     ('train.py', ['{root}/cfg/missing.py'], ['missing.py', 'config not found']),
     ('train.py', ['{root}/cfg/empty.py'], ['empty.py', 'defines no model']),
@@ -197,6 +220,19 @@ CASES = [
     ('train.py', [T, *data_opts('junkimg')], ['0.png', 'not an image']),
     ('train.py', [T, *data_opts('three')], ['num_classes=2', '3 classes']),
     ('train.py', [T, '--launcher', 'slurmm'], ['--launcher', "invalid choice: 'slurmm'"]),
+    ('train.py', [T, '--launcher', 'slurm'], ['--launcher slurm', 'SLURM_PROCID', 'srun']),
+    ('train.py', [T, '--work-dir', ''], ['--work-dir', 'empty']),
+    ('train.py', [T, '--cfg-options', 'train_dataloader=5'], ['train_dataloader=5', 'not a dict']),
+    ('train.py', [T, '--cfg-options', 'randomness=5'], ['randomness=5', 'not a dict']),
+    ('train.py', [T, '--cfg-options', 'train_dataloader.num_workers=two'], ['num_workers', "'two'", '>= 0']),
+    ('train.py', [T, '--cfg-options', 'work_dir=5'], ['work_dir=5', 'not a path']),
+    ('train.py', [T, '--cfg-options', 'load_from=5'], ['load_from=5', 'not a path']),
+    ('train.py', [T, '--cfg-options', 'train_cfg.max_epochs=-1'], ['train_cfg.max_epochs=-1', '>= 1']),
+    ('train.py', [T, '--cfg-options', 'train_cfg.max_epochs.x=1'], ['--cfg-options', 'max_epochs.x', 'merged']),
+    ('train.py', [T, '--cfg-options', 'train_dataloader.dataset.pipeline.9.type=X'], ['pipeline.9', 'Index 9']),
+    ('train.py', [T, '--cfg-options', 'load_from={root}/ckpt/mm_wide.pth'], ['load_from', 'mm_wide', 'other shapes']),
+    ('train.py', [T, '--cfg-options', 'load_from={root}/ckpt/timm.pth'], ['load_from', 'timm.pth', 'none of its']),
+    ('train.py', [T, '--resume', '{root}/ckpt/fifo.pth'], ['--resume', 'fifo.pth', 'not a regular file']),
 
     ('test.py', [T, '{root}/ckpt/missing.pth'], ['CHECKPOINT', 'missing.pth', 'not found']),
     ('test.py', [T, '{root}/ckpt/trunc.pth'], ['CHECKPOINT', 'trunc.pth', 'truncated']),
@@ -209,6 +245,11 @@ CASES = [
     ('test.py', [T, MM, '--out-item', 'metrics'], ['--out-item needs --out']),
     ('test.py', [T, MM, *data_opts('nonimg', 'test')], ['nonimg', 'Found 0 files']),
     ('test.py', [T, MM, *data_opts('three', 'test')], ['num_classes=2', '3 classes']),
+    ('test.py', [T, '{root}/ckpt/mm_nan.pth'], ['CHECKPOINT', 'backbone.conv1.weight', 'NaN']),
+    ('test.py', [T, '{root}/ckpt/mm_int.pth'], ['CHECKPOINT', 'torch.int64', 'not floating-point']),
+    ('test.py', [T, '{root}/ckpt/dangling.pth'], ['CHECKPOINT', 'dangling.pth', 'symbolic link to nothing']),
+    ('test.py', [T, MM, '--cfg-options', 'test_dataloader.batch_size.x=1'], ['--cfg-options', 'batch_size.x']),
+    ('test.py', [T, MM, '--launcher', 'pytorch'], ['--launcher pytorch', 'RANK', 'torchrun']),
 
     ('train_timm.py', ['--config', '{root}/cfg/bad.yaml'], ['--config', 'bad.yaml', 'not valid YAML', 'line']),
     ('train_timm.py', ['--config', '{root}/cfg'], ['--config', 'is a folder']),
@@ -280,6 +321,9 @@ CASES = [
     ('ablate.py', ablate('timm.pth', GOOD, '--out', '{root}/adir'), ['--out', 'adir', 'is a folder']),
     ('ablate.py', ablate('timm.pth', '{root}/data/three/train'), ['--data', '3 class folders']),
     ('ablate.py', ablate('timm.pth', GOOD, '--max-images', '0'), ['--max-images', "'0'"]),
+    ('ablate.py', ablate('timm.pth', GOOD, '--out', '{out}/tables/'), ['--out', 'ends with a slash']),
+    ('ablate.py', ablate('timm.pth', GOOD, '--out', '/proc/table.csv'), ['--out', '/proc', 'takes no new files']),
+    ('excitation.py', excite('timm.pth', GOOD, '--crop-pct', 'inf'), ['--crop-pct', "'inf'"]),
 ]
 _counter = itertools.count()
 
@@ -349,6 +393,27 @@ def test_checkpoints_of_the_runner_and_of_train_timm_are_read(root, tmp_path):
                tmp_path / 'epoch_1.pth')
     assert torch.equal(load_state_dict(tmp_path / 'epoch_1.pth')['conv1.weight'], weights['conv1.weight'])
     assert 'fc.weight' in load_state_dict(root / 'ckpt' / 'timm.pth')
+
+
+def test_a_file_is_read_by_its_content_not_its_name(tmp_path):
+    """A safetensors file named .pth reads as safetensors; a torch.save file named .safetensors does not."""
+    from safetensors.torch import save_file
+
+    from se_plugins.io import load_state_dict
+    weights = {'conv1.weight': torch.arange(6.).reshape(2, 3, 1, 1)}
+    save_file(weights, tmp_path / 'weights.pth')
+    assert torch.equal(load_state_dict(tmp_path / 'weights.pth')['conv1.weight'], weights['conv1.weight'])
+    torch.save(weights, tmp_path / 'weights.safetensors')
+    with pytest.raises(CheckpointError, match='not a readable safetensors file'):
+        load_state_dict(tmp_path / 'weights.safetensors')
+
+
+def test_tied_weights_are_written_as_safetensors(tmp_path):
+    from se_plugins.io import load_state_dict, save_atomic
+    weight = torch.randn(4, 3)
+    save_atomic({'embed.weight': weight, 'head.weight': weight}, tmp_path / 'tied.safetensors')
+    loaded = load_state_dict(tmp_path / 'tied.safetensors')
+    assert torch.equal(loaded['embed.weight'], weight) and torch.equal(loaded['head.weight'], weight)
 
 
 def test_a_bug_keeps_its_traceback():

@@ -9,9 +9,10 @@ name tells that MMPretrain has no counterpart. DST is written atomically: ``.saf
 ``torch.save`` file (for MMPretrain, ``{'state_dict': ..., 'meta': ...}`` as mmengine saves).
 A checkpoint that cannot be read or converted is one line on stderr and exit status 2.
 """
+import os
 from typing import Optional, Sequence
 
-from se_plugins.cli import ArgumentParser, about, run
+from se_plugins.cli import ArgumentParser, InputError, about, run
 from se_plugins.convert import FORMATS, convert, detect_format, refuse_no_counterpart
 from se_plugins.io import check_output, load_state_dict, save_atomic
 
@@ -25,6 +26,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('--model', help='the timm model (or se_*_plugin twin) SRC holds, e.g. seresnet152d')
     args = parser.parse_args(argv)
     check_output(args.dst, 'DST')
+    if os.path.exists(args.dst) and os.path.exists(args.src) and os.path.samefile(args.src, args.dst):
+        raise InputError(f'DST {args.dst!r}: is SRC; write the converted weights to another file')
+    if args.model:
+        check_model_name(args.model)
     if args.model and args.to == 'mmpretrain':
         with about(f'--model {args.model}'):
             refuse_no_counterpart(args.model)
@@ -35,6 +40,18 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     wrapped = args.to == 'mmpretrain' and not args.dst.endswith('.safetensors')
     save_atomic({'state_dict': converted, 'meta': {'converted_from': source}} if wrapped else converted, args.dst)
     print(f'{source} -> {args.to}: {len(converted)} tensors written to {args.dst}')
+
+
+def check_model_name(name: str) -> None:
+    """Raise InputError if timm (where installed) has no model ``name``."""
+    try:
+        import timm
+    except ImportError:
+        return
+    import se_plugins  # noqa: F401  (the se_*_plugin twins)
+    if not timm.is_model(name):
+        raise InputError(f"--model {name!r}: unknown to timm; give the timm model SRC holds, e.g. seresnet152d "
+                         "(timm.list_models('se*'))")
 
 
 if __name__ == '__main__':
