@@ -168,6 +168,8 @@ def _load(path: Path, allowed: List[Any]) -> Any:
     with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
         # A pickle not written by torch.save: the unpickler's protocol warning is not for our user.
         warnings.filterwarnings('ignore', message='Detected pickle protocol', category=UserWarning)
+        # A sparse tensor's check on load: the fit to the model names such a tensor, in one line.
+        warnings.filterwarnings('ignore', message='.*sparse tensor invariants', category=UserWarning)
         return torch.load(path, map_location='cpu', weights_only=True)
 
 
