@@ -2,10 +2,11 @@
 
 :mod:`.excitation` is plain PyTorch and works on any module with ``SELayer`` s;
 :mod:`.plots` (matplotlib), :mod:`.loading` (timm / MMPretrain, ImageFolder data) and
-:mod:`.report` (CSV, JSON, tables) serve ``tools/analysis/excitation.py`` and ``ablate.py``.
+:mod:`.report` (CSV, JSON, tables) serve ``tools/analysis/excitation.py`` and ``ablate.py``;
+:mod:`.forward` words a forward pass's failure on an input size for ``complexity.py`` and ``benchmark.py``.
 """
-from .excitation import (ExcitationRecorder, ExcitationStats, block_label, classes_to_plot, identity_gates,
-                         se_layers, stage_of)
+from .excitation import (ExcitationRecorder, ExcitationStats, block_label, classes_to_plot, foreign_se,
+                         identity_gates, se_layers, stage_of)
 
-__all__ = ['ExcitationRecorder', 'ExcitationStats', 'block_label', 'classes_to_plot', 'identity_gates',
-           'se_layers', 'stage_of']
+__all__ = ['ExcitationRecorder', 'ExcitationStats', 'block_label', 'classes_to_plot', 'foreign_se',
+           'identity_gates', 'se_layers', 'stage_of']

@@ -24,16 +24,37 @@ from torch import nn
 
 from ..layers import SELayer
 
-__all__ = ['ExcitationRecorder', 'ExcitationStats', 'block_label', 'classes_to_plot', 'identity_gates',
-           'se_layers', 'stage_of']
+__all__ = ['ExcitationRecorder', 'ExcitationStats', 'block_label', 'classes_to_plot', 'foreign_se',
+           'identity_gates', 'se_layers', 'stage_of']
 
 SATURATED = 0.1  # a gate below 0.1 or above 0.9 counts as saturated
+# SE modules of the frameworks themselves, whose gates the hooks here do not find: (module prefix, class) -> name.
+FOREIGN_SE = {('timm.', 'SEModule'): "timm's SEModule", ('timm.', 'EffectiveSEModule'): "timm's EffectiveSEModule",
+              ('timm.', 'SqueezeExcite'): "timm's SqueezeExcite", ('mmpretrain.', 'SELayer'): "MMPretrain's SELayer"}
+
+
+def foreign_se(model: nn.Module) -> Optional[str]:
+    """The name of the first SE module of timm's or MMPretrain's own in ``model``, or None.
+
+    >>> foreign_se(nn.Sequential(nn.Conv2d(3, 8, 1), SELayer(8)))  # ours
+    """
+    for module in model.modules():
+        kind = type(module)
+        for (prefix, name), label in FOREIGN_SE.items():
+            if kind.__name__ == name and kind.__module__.startswith(prefix):
+                return label
+    return None
 
 
 def se_layers(model: nn.Module) -> Dict[str, SELayer]:
     """The ``SELayer`` s of ``model`` by module name, in forward (registration) order."""
     layers = {name: m for name, m in model.named_modules() if isinstance(m, SELayer)}
     if not layers:
+        theirs = foreign_se(model)
+        if theirs is not None:
+            raise ValueError(f"{type(model).__name__} has no SELayer of se_plugins: its SE is {theirs}, which "
+                             'is not recorded; convert the model and its checkpoint with '
+                             'tools/convert_checkpoint.py (an se_plugins model has an SELayer per block)')
         raise ValueError(f'{type(model).__name__} has no SELayer: nothing to analyse '
                          '(se_plugins models have one per block; check se_cfg)')
     return layers

@@ -4,12 +4,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 from ..io import PathLike, write_atomic
 
-__all__ = ['format_table', 'write_atomic', 'write_csv', 'write_json', 'write_text']
+__all__ = ['finite', 'format_table', 'write_atomic', 'write_csv', 'write_json', 'write_text']
 
 
 def write_text(path: PathLike, text: str) -> Path:
@@ -27,8 +28,23 @@ def write_csv(path: PathLike, rows: List[Dict[str, Any]]) -> Path:
 
 
 def write_json(path: PathLike, obj: Any) -> Path:
-    """``obj`` as indented JSON."""
-    return write_text(path, json.dumps(obj, indent=2) + '\n')
+    """``obj`` as indented, strict JSON: a NaN or infinite number is written as ``null``."""
+    return write_text(path, json.dumps(finite(obj), indent=2, allow_nan=False) + '\n')
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with every float that is not finite (in dicts, lists and tuples) replaced by None.
+
+    >>> finite({'loss': float('nan'), 'top1': [1.0, float('inf')]})
+    {'loss': None, 'top1': [1.0, None]}
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: finite(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(value) for value in obj]
+    return obj
 
 
 def format_table(rows: List[Dict[str, Any]], columns: Sequence[str]) -> str:

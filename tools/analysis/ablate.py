@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from se_plugins.analysis import identity_gates, se_layers, stage_of
 from se_plugins.analysis.loading import add_model_arguments, evaluate, load_from_args
 from se_plugins.analysis.report import format_table, write_csv
-from se_plugins.cli import ArgumentParser, InputError, run
+from se_plugins.cli import ArgumentParser, InputError, about, run
 from se_plugins.io import check_output
 
 COLUMNS = ('se_off', 'se_layers', 'se_params', 'se_params_pct', 'top1', 'top1_change', 'top5', 'top5_change',
@@ -79,7 +79,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
                      **{f'{key}_change': metrics[key] - base[key] for key in ('top1', 'top5', 'loss')}})
     print(format_table(rows, COLUMNS))
     if args.out:
-        write_csv(args.out, rows)
+        with about('--out'):
+            write_csv(args.out, rows)
     return rows
 
 

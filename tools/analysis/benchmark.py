@@ -15,6 +15,7 @@ Model names: timm names (``resnet50``, ``seresnet50``, ``se_resnet50_plugin``) a
 from __future__ import annotations
 
 import contextlib
+import inspect
 import re
 import statistics
 import time
@@ -24,42 +25,77 @@ import torch
 from torch import nn
 
 import se_plugins  # noqa: F401  (registers the plugin models)
-from se_plugins.cli import ArgumentParser, InputError, non_negative_int, positive_int, run
+from se_plugins.analysis.forward import FORWARD_ERRORS, out_of_memory, size_error
+from se_plugins.cli import ArgumentParser, InputError, describe, non_negative_int, positive_int, run
 
 DEFAULT_MODELS = ['resnet50', 'se_resnet50_plugin', 'seresnet50', 'mm:ResNet-50', 'mm:ResNet-50+se', 'mm:SEResNet-50']
 PLAIN = {'timm': 'resnet50', 'mm': 'mm:ResNet-50'}
 MM_NAME = re.compile(r'mm:(\w+)-(\d+)(\+se)?')  # mm:<backbone type>-<depth>[+se]
+NOT_BY_DEPTH = ('SparseResNet',)  # SparK's sparse ResNet needs its sparse norm layers, not only a depth
+
+
+def resnet_family() -> Dict[str, List[int]]:
+    """MMPretrain's ResNet-family backbones (ResNet and its subclasses built from a ``depth``) and their depths."""
+    from mmpretrain.models.backbones import ResNet
+    from mmpretrain.registry import MODELS
+    return {name: sorted(kind.arch_settings) for name, kind in MODELS.module_dict.items()
+            if isinstance(kind, type) and issubclass(kind, ResNet) and name not in NOT_BY_DEPTH
+            and all(isinstance(depth, int) for depth in getattr(kind, 'arch_settings', {'': None}))}
 
 
 def check_name(name: str) -> None:
-    """Raise InputError unless ``name`` is a timm model or an ``mm:TYPE-DEPTH[+se]`` MMPretrain backbone."""
+    """Raise InputError unless ``name`` is a timm model or an ``mm:TYPE-DEPTH[+se]`` MMPretrain ResNet."""
     if not name.startswith('mm:'):
         import timm
         if not timm.is_model(name):
             raise InputError(f"--models {name!r}: unknown to timm; give timm names (resnet50, se_resnet50_plugin) "
                              "or mm:TYPE-DEPTH[+se] (mm:ResNet-50+se)")
         return
-    from mmpretrain.registry import MODELS
     match = MM_NAME.fullmatch(name)
-    if match is None or MODELS.get(match[1]) is None:
+    if match is None:
         raise InputError(f'--models {name!r}: not mm:TYPE-DEPTH[+se] of an MMPretrain backbone '
                          '(mm:ResNet-50, mm:SEResNet-50, mm:ResNet-50+se)')
+    family = resnet_family()
+    kind, depth = match[1], int(match[2])
+    if kind not in family:
+        raise InputError(f'--models {name!r}: {kind} is not a backbone this benchmark builds (MMPretrain\'s '
+                         f'ResNet family, by depth); TYPE is one of {", ".join(family)}')
+    if depth not in family[kind]:
+        raise InputError(f'--models {name!r}: {kind} has no depth {depth}; its depths are {family[kind]}')
+    from mmpretrain.registry import MODELS
+    if match[3] and 'se_cfg' not in inspect.signature(MODELS.get(kind)).parameters:
+        raise InputError(f"--models {name!r}: {kind} takes no se_cfg; '+se' is for ResNet, ResNetV1c, ResNetV1d, "
+                         'ResNeXt, ResNet_CIFAR and the SE variants')
 
 
 def build(name: str) -> nn.Module:
-    """A classifier by benchmark name (timm model name or ``mm:...``)."""
+    """A classifier by benchmark name (timm model name or ``mm:...``), checked by :func:`check_name`."""
     if not name.startswith('mm:'):
         import timm
         return timm.create_model(name)
     from mmpretrain.registry import MODELS
     kind, depth, se = MM_NAME.fullmatch(name).groups()
     backbone = dict(type=kind, depth=int(depth), **({'se_cfg': {}} if se else {}))
-    try:  # a depth the backbone has no arch for is a KeyError
+    try:
         width = MODELS.build(backbone).feat_dim
-    except (KeyError, TypeError, ValueError) as err:
-        raise InputError(f'--models {name!r}: {str(err).strip(chr(39))}') from err
+    except (KeyError, TypeError, ValueError) as err:  # a backbone that needs more arguments than a depth
+        raise InputError(f'--models {name!r}: cannot be built from a depth alone ({type(err).__name__}: '
+                         f'{describe(err)}); give mm:ResNet-50, mm:SEResNet-50 or mm:ResNet-50+se') from err
     return MODELS.build(dict(type='ImageClassifier', backbone=backbone, neck=dict(type='GlobalAveragePooling'),
                              head=dict(type='LinearClsHead', num_classes=1000, in_channels=width)))
+
+
+def first_forward(name: str, model: nn.Module, x: torch.Tensor) -> int:
+    """:func:`saved_bytes` of ``model``'s first forward; an input it cannot take is an InputError naming it."""
+    sizes = f'--batch-size {x.shape[0]} --img-size {x.shape[-1]}'
+    try:
+        return saved_bytes(model, x)
+    except FORWARD_ERRORS as err:
+        if out_of_memory(err) or isinstance(err, AssertionError):  # too large, or a size the model refuses
+            given = sizes if out_of_memory(err) else f'--img-size {x.shape[-1]}'
+            raise size_error(err, given, x.shape[-1], name, model, x.shape[0]) from err
+        raise InputError(f'{sizes}: too small for {name} ({type(err).__name__}: {describe(err)}); '
+                         'give a larger batch or image') from err
 
 
 def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -169,14 +205,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     torch.manual_seed(0)
     device = torch.device(args.device)
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, device=device).to(memory_format=memory_format)
+    sizes = f'--batch-size {args.batch_size} --img-size {args.img_size}'
+    try:
+        x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, device=device).to(memory_format=memory_format)
+    except RuntimeError as err:  # no memory for the input itself
+        raise size_error(err, sizes, args.img_size, 'the models', batch=args.batch_size) from err
     models = {name: build(name).to(device, memory_format=memory_format) for name in args.models}
     params = {name: f'{sum(p.numel() for p in m.parameters()) / 1e6:.2f}M' for name, m in models.items()}
-    try:  # each model's first forward: a batch or an image too small for it fails here
-        saved = {name: saved_bytes(m, x) for name, m in models.items()}
-    except (RuntimeError, ValueError) as err:
-        raise InputError(f'--batch-size {args.batch_size} --img-size {args.img_size}: too small for the models '
-                         f'({str(err).splitlines()[0]}); give a larger batch or image') from err
+    saved = {name: first_forward(name, m, x) for name, m in models.items()}  # what each cannot take fails here
     saved_col = {name: f'{b / 2**20:.0f} MiB ({b / saved[PLAIN[framework(name)]]:.3f}x)'
                  if PLAIN[framework(name)] in saved else f'{b / 2**20:.0f} MiB' for name, b in saved.items()}
     runners = {name: torch.compile(m) if args.compile else m for name, m in models.items()}

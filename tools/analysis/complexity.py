@@ -29,6 +29,7 @@ from torch import nn
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 import se_plugins  # noqa: E402  (registers the SE models and se_cfg)
 from se_plugins import SELayer  # noqa: E402
+from se_plugins.analysis.forward import FORWARD_ERRORS, size_error  # noqa: E402
 from se_plugins.cli import ArgumentParser, InputError, positive_int, run  # noqa: E402
 from se_plugins.extras import required  # noqa: E402
 
@@ -81,7 +82,10 @@ def build(name: str, se_cfg: Optional[dict], backbone_cfg: Optional[dict],
         model = name
     else:
         raise InputError(f'{name!r}: neither a timm model, an MMPretrain model nor a config file (*.py)')
-    with building(name):
+    given = [f'{flag} {value}' for flag, value in (('--backbone-cfg', backbone_cfg), ('--se-cfg', se_cfg))
+             if value is not None]
+    fix = 'fix the config, --backbone-cfg or --se-cfg' if name.endswith('.py') else 'fix --backbone-cfg or --se-cfg'
+    with building(' '.join([name, *given]), fix=fix):  # names what the user gave, not only the model
         return get_model(model, **overrides), 'mmpretrain'
 
 
@@ -96,16 +100,16 @@ def se_types() -> Tuple[type, ...]:
     return tuple(types)
 
 
-def count(model: nn.Module, input_size: int) -> Tuple[int, int, int]:
-    """Parameters, FLOPs and the FLOPs inside SE layers, for one ``input_size`` image."""
+def count(model: nn.Module, input_size: int, name: str = '') -> Tuple[int, int, int]:
+    """Parameters, FLOPs and the FLOPs inside SE layers, for one ``input_size`` image of the model ``name``."""
     model.eval()
-    flops = FlopCountAnalysis(model, torch.zeros(1, 3, input_size, input_size))
-    flops.set_op_handle(**SE_OPS).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    try:
+    name = name or type(model).__name__
+    try:  # the forward pass: an image too small for the strides, of a size the model refuses, or too large
+        flops = FlopCountAnalysis(model, torch.zeros(1, 3, input_size, input_size))
+        flops.set_op_handle(**SE_OPS).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         by_module = flops.by_module()
-    except RuntimeError as err:  # the forward pass: e.g. an image smaller than the strides allow
-        raise InputError(f'--input-size {input_size}: {type(model).__name__} cannot run on a {input_size}x'
-                         f'{input_size} image ({str(err).splitlines()[0]}); give a larger size') from err
+    except FORWARD_ERRORS as err:
+        raise size_error(err, f'--input-size {input_size}', input_size, name, model) from err
     se_names = [n for n, m in model.named_modules() if isinstance(m, se_types())]
     return sum(p.numel() for p in model.parameters()), flops.total(), sum(by_module[n] for n in se_names)
 
@@ -143,7 +147,7 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
             label = name + (f' {args.backbone_cfg}' if args.backbone_cfg else '')
             has_se = any(isinstance(m, se_types()) for m in model.modules())
             se = 'no' if not has_se else ('default' if not se_cfg else str(se_cfg))
-            rows.append((label, framework, se, *count(model, args.input_size)))
+            rows.append((label, framework, se, *count(model, args.input_size, name)))
     out = table(rows, args.input_size)
     print(out)
     return out

@@ -16,14 +16,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from se_plugins.analysis import ExcitationRecorder, ExcitationStats, classes_to_plot
+from se_plugins.analysis import ExcitationRecorder, ExcitationStats, block_label, classes_to_plot, se_layers
 from se_plugins.analysis.loading import add_model_arguments, evaluate, load_from_args
 from se_plugins.analysis.report import format_table, write_csv, write_json
-from se_plugins.cli import ArgumentParser, run
+from se_plugins.cli import ArgumentParser, InputError, about, run
 from se_plugins.extras import required
-from se_plugins.io import check_output
+from se_plugins.io import Undo, check_output
 
 with required('excitation.py', 'analysis'):
     from se_plugins.analysis.plots import write_plots  # matplotlib
@@ -42,6 +42,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def output_names(se_names: Iterable[str]) -> List[str]:
+    """The files written into ``--out-dir`` for the SE layers ``se_names``.
+
+    >>> output_names(['layer1.0.se'])
+    ['excitation_layer1.0.png', 'summary.png', 'overview.png', 'stats.csv', 'stats.json']
+    """
+    return [*(f'excitation_{block_label(name)}.png' for name in se_names), 'summary.png', 'overview.png',
+            'stats.csv', 'stats.json']
+
+
+def check_names(out_dir: Path, names: Iterable[str]) -> None:
+    """Raise InputError if a folder stands where a file of ``names`` is to be written in ``out_dir``."""
+    for name in names:
+        if (out_dir / name).is_dir():
+            raise InputError(f'--out-dir {str(out_dir)!r}: {name} is a folder there, where this tool writes a file; '
+                             'remove it or choose another --out-dir')
+
+
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Run the analysis; returns what ``stats.json`` holds."""
     parser = build_parser()
@@ -52,6 +70,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         classes = classes_to_plot(loaded.class_names, args.classes)
     except ValueError as err:  # --classes the data does not have
         parser.error(str(err))
+    out_dir = Path(args.out_dir)
+    check_names(out_dir, output_names(se_layers(loaded.model)))
     stats = ExcitationStats(len(loaded.class_names))
     start = time.perf_counter()
     with ExcitationRecorder(loaded.model) as recorder:
@@ -59,8 +79,6 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                            lambda labels: stats.update(recorder.pop(), labels))
     seconds = time.perf_counter() - start
     rows = stats.summaries()
-    out_dir = Path(args.out_dir)
-    written = write_plots(stats, loaded.class_names, classes, out_dir)
     result = {
         'model': args.model, 'checkpoint': args.checkpoint, 'data': args.data, **metrics,
         'seconds': round(seconds, 2), 'classes': loaded.class_names,
@@ -69,7 +87,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                                                for v in stats.class_means(row['module']).mean(1).tolist()]
                                 for row in rows},
     }
-    written += [write_csv(out_dir / 'stats.csv', rows), write_json(out_dir / 'stats.json', result)]
+    with Undo(out_dir), about('--out-dir'):  # a file that cannot be written leaves none of the others
+        written = write_plots(stats, loaded.class_names, classes, out_dir)
+        written += [write_csv(out_dir / 'stats.csv', rows), write_json(out_dir / 'stats.json', result)]
     print(format_table(rows, COLUMNS))
     print(f"{metrics['images']} images, top-1 {metrics['top1']:.2f}%, {seconds:.1f} s; "
           f'wrote {len(written)} files to {out_dir}', file=sys.stderr)
