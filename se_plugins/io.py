@@ -237,12 +237,18 @@ class Undo:
 
     A context manager. On entry it notes the entries of ``folder`` (where the folder does not exist
     yet, the highest of its missing folders); if an error of :data:`~se_plugins.cli.USER_ERRORS`
-    leaves the block before :meth:`keep`, the new entries (or that folder) are removed. What existed
-    stays, changed or not.
+    leaves the block before :meth:`keep`, the new entries that ``ours`` claims (or that new folder)
+    are removed. What existed stays, changed or not, and so does what another process wrote there
+    meanwhile, when ``ours`` tells the run's names from others.
+
+    Args:
+        folder: The folder the run writes into.
+        ours: Whether a new entry of ``folder``, by name, is one the run writes (default: every one).
     """
 
-    def __init__(self, folder: PathLike) -> None:
+    def __init__(self, folder: PathLike, ours: Callable[[str], bool] = lambda name: True) -> None:
         self.folder = Path(folder).absolute()
+        self.ours = ours
         self.kept = False
         self._made: Optional[Path] = None
         self._before: Optional[Set[str]] = None
@@ -264,7 +270,8 @@ class Undo:
         if self._made is not None:
             new = [self._made]
         elif self._before is not None and self.folder.is_dir():
-            new = [self.folder / name for name in os.listdir(self.folder) if name not in self._before]
+            new = [self.folder / name for name in os.listdir(self.folder)
+                   if name not in self._before and self.ours(name)]
         else:
             new = []
         for path in new:

@@ -71,18 +71,27 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
     if args.amp:
         checks.check_amp_device()
         cfg.test_cfg.fp16 = True
     if args.cfg_options is not None:
+        if 'load_from' in args.cfg_options:
+            raise InputError('--cfg-options load_from: test.py tests the weights of CHECKPOINT; give them as '
+                             'CHECKPOINT instead')
         checks.merge_cfg_options(cfg, args.cfg_options)
+    cfg.load_from = args.checkpoint
     checks.check_config_values(cfg, ('test_dataloader', ))
     checks.set_dataloader_defaults(cfg, ('test_dataloader', ), pin_memory=not args.no_pin_memory)
     checks.check_data_roots(cfg, ('test_dataloader', ))
-    check_output(cfg.work_dir, '--work-dir' if args.work_dir else 'work_dir', folder=True)
+    flag = '--work-dir' if args.work_dir else 'work_dir'
+    check_output(cfg.work_dir, flag, folder=True)
+    checks.check_work_dir(cfg, args.config, flag)
     if args.out is not None:
         check_output(args.out, '--out')
+        for name, path in (('CONFIG', args.config), ('CHECKPOINT', args.checkpoint)):
+            if os.path.exists(args.out) and os.path.exists(path) and os.path.samefile(args.out, path):
+                raise InputError(f'--out {args.out!r}: is {name}, which the results would overwrite; '
+                                 'write them to another file')
     return cfg
 
 
@@ -92,12 +101,16 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     cfg = merge_args(checks.read_config(args.config, checks.TEST_KEYS), args)
     setup(cfg)  # lets the checkpoint's mmengine objects load
     with about('CHECKPOINT'):
-        weights = state_dict_of(read_checkpoint(args.checkpoint), args.checkpoint)
+        saved = read_checkpoint(args.checkpoint)
+        weights = state_dict_of(saved, args.checkpoint)
+    meta = saved.get('meta') if isinstance(saved.get('meta'), dict) else {}
+    classes = (meta.get('dataset_meta') or {}).get('classes') if isinstance(meta.get('dataset_meta'), dict) else None
     with checks.Preflight(args.config, cfg.work_dir) as preflight:
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
         checks.check_checkpoint_fits(runner.model, weights, f'CHECKPOINT: {args.checkpoint}')
-        del weights
-        runner.register_hook(checks.DatasetCheckHook(preflight.keep), priority='VERY_HIGH')
+        del weights, saved
+        runner.register_hook(checks.DatasetCheckHook(preflight.keep, preflight.started, classes),
+                             priority='VERY_HIGH')
         if args.out and args.out_item in ('pred', None):
             runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
         metrics = runner.test()

@@ -90,7 +90,12 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
                                    pin_memory=not args.no_pin_memory,
                                    persistent_workers=not args.no_persistent_workers)
     checks.check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
-    check_output(cfg.work_dir, '--work-dir' if args.work_dir else 'work_dir', folder=True)
+    flag = '--work-dir' if args.work_dir else 'work_dir'
+    check_output(cfg.work_dir, flag, folder=True)
+    checks.check_work_dir(cfg, args.config, flag)
+    out_dir = ((cfg.get('default_hooks') or {}).get('checkpoint') or {}).get('out_dir')
+    if isinstance(out_dir, str) and '://' not in out_dir:
+        check_output(out_dir, 'default_hooks.checkpoint.out_dir', folder=True)
     return cfg
 
 
@@ -103,7 +108,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     with checks.Preflight(args.config, cfg.work_dir) as preflight:
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
         checks.check_load_from_fits(runner.model, cfg, '--resume' if args.resume else 'load_from')
-        runner.register_hook(checks.DatasetCheckHook(preflight.keep), priority='VERY_HIGH')
+        runner.register_hook(checks.DatasetCheckHook(preflight.keep, preflight.started), priority='VERY_HIGH')
         runner.train()
 
 

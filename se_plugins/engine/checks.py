@@ -15,6 +15,7 @@ import difflib
 import inspect
 import logging
 import os
+import re
 import warnings
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
@@ -42,8 +43,9 @@ TEST_KEYS = ('model', 'test_dataloader', 'test_cfg', 'test_evaluator')
 CONFIG_SUFFIXES = ('.py', '.json', '.yaml', '.yml')  # mmengine's Config.fromfile
 # What mmengine's builders raise for a config they cannot build (an unknown type is a KeyError of
 # the registry, an unknown argument a TypeError, an empty data folder a RuntimeError, ...).
-BUILD_ERRORS = (AssertionError, AttributeError, ImportError, IndexError, KeyError, RuntimeError,
+BUILD_ERRORS = (ArithmeticError, AssertionError, AttributeError, ImportError, IndexError, KeyError, RuntimeError,
                 TypeError, ValueError)
+RUN_FOLDER = re.compile(r'\d{8}_\d{6}')  # the log folder mmengine's Runner makes in work_dir: its timestamp
 
 
 def _first_line(err: BaseException) -> str:
@@ -70,7 +72,7 @@ def read_config(path: str, needed: Sequence[str]) -> Config:
             # mmengine resolves ``mmpretrain::`` bases through pkg_resources, whose deprecation is not for our user.
             warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
             cfg = Config.fromfile(path)
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # a config may even call sys.exit
         raise InputError(f'{path}: cannot be read: {_first_line(err)}; fix the config') from err
     missing = [key for key in needed if cfg.get(key) is None]
     if missing:
@@ -171,12 +173,12 @@ def check_checkpoint_fits(model: torch.nn.Module, state_dict: Mapping[str, torch
 FIX = 'fix the config or --cfg-options'
 
 
-def build_error(config: str, err: BaseException, fix: str = FIX) -> InputError:
-    """The InputError for ``err``, raised by mmengine while it built what ``config`` describes.
+def build_error(config: str, err: BaseException, fix: str = FIX, what: str = 'cannot be built') -> InputError:
+    """The InputError for ``err``, raised by mmengine while it built (or first ran) what ``config`` describes.
 
     ``fix`` says what the user can change (a tool without ``--cfg-options`` names its own flags).
     """
-    return InputError(f'{config}: cannot be built: {_first_line(err)}; {fix} (--debug shows where)')
+    return InputError(f'{config}: {what}: {_first_line(err)}; {fix} (--debug shows where)')
 
 
 @contextmanager
@@ -201,14 +203,20 @@ class Preflight(Undo):
     """
 
     def __init__(self, config: str, work_dir: str) -> None:
-        super().__init__(work_dir)
+        dump = os.path.basename(config)  # the Runner's dump of the merged config
+        super().__init__(work_dir, ours=lambda name: name == dump or RUN_FOLDER.fullmatch(name) is not None)
         self.config = config
+        self.what = 'cannot be built'
+
+    def started(self) -> None:
+        """The Runner is built and runs its first step: an error now is the config's too, until :meth:`keep`."""
+        self.what = 'fails in its first step'
 
     def __exit__(self, kind: Optional[type], err: Optional[BaseException], tb: Any) -> None:
-        if self.kept or not isinstance(err, BUILD_ERRORS) or isinstance(err, InputError):
+        if self.kept or not isinstance(err, (*BUILD_ERRORS, OSError)) or isinstance(err, InputError):
             super().__exit__(kind, err, tb)
             return
-        mapped = build_error(self.config, err)
+        mapped = build_error(self.config, err, what=self.what)
         super().__exit__(InputError, mapped, tb)
         raise mapped from err
 
@@ -227,6 +235,9 @@ def check_cfg_options(cfg: Config, options: Mapping[str, Any]) -> None:
     known -= {'self', 'cfg'}
     for option in options:
         top = option.split('.', 1)[0]
+        if top == 'custom_imports':
+            raise InputError(f'--cfg-options {option}: mmengine imports custom_imports when it reads the config '
+                             'file, so here it would do nothing; set it in the config')
         if top not in known:
             close = difflib.get_close_matches(top, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ''
@@ -290,10 +301,44 @@ def check_config_values(cfg: Config, loaders: Sequence[str]) -> None:
         workers = (cfg.get(key) or {}).get('num_workers', 0)
         if not _is_int(workers) or workers < 0:
             raise InputError(f'{key}.num_workers={workers!r}: not a number of processes; give an integer >= 0')
-    for key in ('max_epochs', 'max_iters'):
-        value = (cfg.get('train_cfg') or {}).get(key)
+    for key, what in (('train_cfg.max_epochs', 'epochs'), ('train_cfg.max_iters', 'iterations'),
+                      ('train_cfg.val_interval', 'epochs (or iterations) between validations'),
+                      ('auto_scale_lr.base_batch_size', 'images per step')):
+        section, name = key.split('.')
+        value = (cfg.get(section) or {}).get(name) if isinstance(cfg.get(section), Mapping) else None
         if value is not None and (not _is_int(value) or value < 1):
-            raise InputError(f'train_cfg.{key}={value!r}: not a number of {key[4:]}; give an integer >= 1')
+            raise InputError(f'{key}={value!r}: not a number of {what}; give an integer >= 1')
+    check_optimizer_type(cfg)
+
+
+def check_optimizer_type(cfg: Config) -> None:
+    """Raise InputError if ``optim_wrapper.optimizer.type`` names no optimizer of MMPretrain's registry.
+
+    mmengine reports it as ``TypeError: None is not a callable object``, which names nothing.
+    """
+    wrapper = cfg.get('optim_wrapper')
+    optimizer = wrapper.get('optimizer') if isinstance(wrapper, Mapping) else None
+    name = optimizer.get('type') if isinstance(optimizer, Mapping) else None
+    if not isinstance(name, str):
+        return
+    try:
+        from mmpretrain.registry import OPTIMIZERS
+    except ImportError:
+        return
+    if OPTIMIZERS.get(name) is None:
+        known = sorted(OPTIMIZERS.module_dict) + sorted(OPTIMIZERS.parent.module_dict if OPTIMIZERS.parent else ())
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ''
+        raise InputError(f'optim_wrapper.optimizer.type={name!r}: no such optimizer{hint}; give one of '
+                         f'{", ".join(sorted(set(known))[:20])} ...')
+
+
+def check_work_dir(cfg: Config, config: str, flag: str) -> None:
+    """Raise InputError if the Runner's dump of the merged config into ``work_dir`` would overwrite ``config``."""
+    dump = os.path.join(cfg.work_dir, os.path.basename(config))
+    if os.path.exists(dump) and os.path.samefile(dump, config):
+        raise InputError(f'{flag} {cfg.work_dir!r}: holds {config} itself, which the Runner would overwrite with '
+                         'its dump of the merged config; choose another folder')
 
 
 def check_amp_device() -> None:
@@ -330,6 +375,12 @@ def check_data_roots(cfg: Config, fields: Sequence[str]) -> None:
             raise FileNotFoundError(
                 f'{where}.data_prefix={prefix!r}: no folder {folder!r} in data_root; expected '
                 f'DATA_ROOT/{prefix}/<class>/<image>, or point --cfg-options {where}.data_prefix=... at it')
+        ann = dataset.get('ann_file')
+        ann_path = os.path.join(root or '', ann) if isinstance(ann, str) and ann else None
+        if ann_path and '://' not in ann_path and not os.path.isfile(ann_path):
+            raise FileNotFoundError(
+                f'{where}.ann_file={ann!r}: no file {ann_path!r}; give the annotation list, or ann_file=\'\' '
+                'to read the class folders')
         check(dataset.get('dataset'), f'{where}.dataset')
         for index, child in enumerate(dataset.get('datasets') or ()):
             check(child, f'{where}.datasets.{index}')
@@ -422,28 +473,77 @@ def check_first_image(dataset: Any, field: str) -> None:
                          'folder should hold only images (JPEG, PNG, ...)')
 
 
+def check_topk(evaluator: Any, dataset: Any, field: str) -> None:
+    """Raise InputError if an accuracy metric of ``evaluator`` asks for more top-k than ``dataset`` has classes.
+
+    mmpretrain's Accuracy fails on it after the whole epoch or test set has run.
+    """
+    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+    for metric in getattr(evaluator, 'metrics', None) or ():
+        topk = getattr(metric, 'topk', None)
+        if classes is not None and topk and max(topk) > len(classes):
+            evaluator_field = field.replace('dataloader', 'evaluator')
+            raise InputError(f'{evaluator_field}: topk={tuple(topk)} but {field}.dataset has {len(classes)} classes; '
+                             f'give top-k values of at most {len(classes)}, e.g. topk=(1, )')
+
+
+def check_same_classes(classes: Optional[Sequence[str]], dataset: Any, field: str, source: str) -> None:
+    """Raise InputError if ``dataset`` has other classes than ``classes`` (those of ``source``).
+
+    A label is a class's place in the list: a class folder missing from one split shifts the labels of
+    the others, and the accuracy is computed against the wrong ones.
+    """
+    theirs = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+    if classes is None or theirs is None or list(classes) == list(theirs):
+        return
+    odd = sorted(set(classes) ^ set(theirs), key=str)
+    raise InputError(f'{field}.dataset: classes {list(theirs)[:12]} differ from those of {source} '
+                     f'({len(classes)}; differing: {odd[:12]}); labels are places in the class list, so give '
+                     'both the same class folders')
+
+
 class DatasetCheckHook(Hook):
-    """Check that the head fits the data once the datasets are built, before the first step.
+    """Check the data against the model, before the first step; disarm the pre-flight after it.
 
     Args:
-        checked: Called when the checks have passed (e.g. :meth:`Preflight.keep`).
+        checked: Called once the first iteration has run (e.g. :meth:`Preflight.keep`).
+        started: Called when the checks have passed, before the first iteration (:meth:`Preflight.started`).
+        classes: The classes the model was trained on (a test checkpoint's ``dataset_meta``), if known.
     """
 
-    def __init__(self, checked: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, checked: Callable[[], None] = lambda: None, started: Callable[[], None] = lambda: None,
+                 classes: Optional[Sequence[str]] = None) -> None:
         self.checked = checked
+        self.started = started
+        self.classes = classes
 
-    def _check(self, runner: Runner, field: str, dataset: Any) -> None:
+    def _check(self, runner: Runner, field: str, dataset: Any, evaluator: Any = None) -> None:
         check_num_classes(runner.model, dataset, field)
         check_first_image(dataset, field)
+        check_topk(evaluator, dataset, field)
 
     def before_train(self, runner: Runner) -> None:
         """Check the training and validation sets."""
-        self._check(runner, 'train_dataloader', runner.train_dataloader.dataset)
+        train = runner.train_dataloader.dataset
+        self._check(runner, 'train_dataloader', train)
         if runner.val_loop is not None:
-            self._check(runner, 'val_dataloader', runner.val_loop.dataloader.dataset)
+            val = runner.val_loop.dataloader.dataset
+            self._check(runner, 'val_dataloader', val, runner.val_loop.evaluator)
+            check_same_classes((train.metainfo or {}).get('classes'), val, 'val_dataloader',
+                               'train_dataloader.dataset')
+        self.started()
+
+    def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        """The first step has run: from now on, errors are mmengine's."""
         self.checked()
 
     def before_test(self, runner: Runner) -> None:
-        """Check the test set."""
-        self._check(runner, 'test_dataloader', runner.test_loop.dataloader.dataset)
+        """Check the test set (against the checkpoint's classes where it names them)."""
+        test = runner.test_loop.dataloader.dataset
+        self._check(runner, 'test_dataloader', test, runner.test_loop.evaluator)
+        check_same_classes(self.classes, test, 'test_dataloader', 'the checkpoint (its dataset_meta)')
+        self.started()
+
+    def after_test_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        """The first batch has run."""
         self.checked()
