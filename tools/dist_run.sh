@@ -7,6 +7,10 @@
 set -euo pipefail
 SCRIPT=$1
 NPROC=$2
+if ! [[ $NPROC =~ ^[1-9][0-9]*$ ]]; then
+    echo "$(basename "$0"): NPROC '$NPROC': not a number of processes; give an integer >= 1" >&2
+    exit 2
+fi
 
 PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
 "${PYTHON:-python}" -m torch.distributed.run \

@@ -32,6 +32,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         help='share of each digit held out for validation')
     parser.add_argument('--seed', type=non_negative_int, default=0, help='seed of the split')
     args = parser.parse_args(argv)
+    if args.seed > 2**32 - 1:  # scikit-learn's random_state
+        parser.error(f'argument --seed: must be an integer >= 0 and <= {2**32 - 1}; got {args.seed}')
     check_output(args.out, '--out', folder=True)
     try:
         paths = prepare_digits(args.out, cifar10=not args.no_cifar10,
