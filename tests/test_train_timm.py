@@ -334,6 +334,8 @@ def test_missing_config_file(train_timm, tmp_path, capsys):
 
 
 YAML = 'model: se_resnet18_plugin\n'  # completed by tiny_args on the command line
+BOMB = 'model_kwargs:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n' + ''.join(  # 10**7 x's once expanded
+    f'  a{i}: &a{i} [{", ".join([f"*a{i - 1}"] * 10)}]\n' for i in range(1, 7))
 BAD_INPUT = [  # (the tester's case id, extra command line, YAML or None, words of the line)
     ('F01', ['--model-kwargs', 'ratio'], None, ["argument --model-kwargs: expected KEY=VALUE items; got ['ratio']"]),
     ('F01b', ['--model-kwargs', 'se_cfg={[1]: 2}'], None, ['argument --model-kwargs', 'unhashable']),
@@ -361,6 +363,18 @@ BAD_INPUT = [  # (the tester's case id, extra command line, YAML or None, words 
     ('Y19b', [*TINY, '--ratio', '2', '1'], None, ['--ratio 2.0 1.0: LOW is above HIGH']),
     ('Y20b', [], YAML + 'batch_size: 8\nbatch-size: 4\n', ['batch_size and batch-size set the same option']),
     ('null', [], YAML + 'epochs:\n', ['epochs: None is not a value', 'remove the key']),
+    ('F10', [], YAML + BOMB, ['expands to more than 100000 characters (YAML aliases?); write the values out']),
+    ('F10b', [], YAML + 'model_kwargs: {bogus: [%s]}\n' % ', '.join(['xxxxxxxx'] * 5000),
+     ["--model se_resnet18_plugin --model-kwargs {'bogus': ['xxxxxxxx', ", "...]}: ", 'bogus']),
+    ('F11', ['--opt', 'fusedadam'], None, ["--opt 'fusedadam': ", 'give another --opt, e.g. adamw or sgd']),
+    ('F11b', ['--opt', 'bnbadamw'], None, ["--opt 'bnbadamw': ", 'give another --opt']),
+    ('F12', ['--seed', '1099511627776'], None,
+     ["argument --seed: must be an integer >= 0 and <= 4294967295; got '1099511627776'"]),
+    ('F12b', [], YAML + 'seed: 4294967296\n', ['seed: 4294967296 is not valid', '<= 4294967295']),
+    ('F14', ['--output', ''], None, ["--output '': empty; give the folder for the checkpoints"]),
+    ('F20', ['--opt', 'sgd', '--momentum', '2'], None, ["argument --momentum: must be a number >= 0 and < 1; got '2'"]),
+    ('F20b', [], YAML + 'momentum: 1.0\n', ['momentum: 1.0 is not valid (must be a number >= 0 and < 1']),
+    ('F20c', ['--lr', '1e-3', '--min-lr', '1'], None, ['--min-lr 1.0: above --lr 0.001; give a --min-lr <= --lr']),
 ]
 
 
@@ -377,6 +391,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(train_timm, data_dir, tmp_path
         argv = ['--config', str(tmp_path / 'bad.yaml'), *argv]
     err = usage_error(train_timm, argv, capsys)
     assert all(word in err for word in words), err
+    assert len(err) < 1000, err[:2000]  # values are cut short (F10: a YAML of aliases printed whole was 58 MB)
     assert list(run_dir.iterdir()) == []
 
 

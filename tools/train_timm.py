@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import reprlib
 import time
 from contextlib import contextmanager, nullcontext
 from functools import partial
@@ -65,6 +66,58 @@ WEIGHT_KWARGS = ('pretrained', 'pretrained_cfg', 'pretrained_cfg_overlay', 'chec
 DEVICE_TYPES = ('cpu', 'cuda')
 # What a model that does not fit its input (--model-kwargs, --img-size, -b) raises at its first step.
 FIRST_STEP_ERRORS = (RuntimeError, ValueError, TypeError, AssertionError, AttributeError, IndexError)
+MAX_SEED = 2 ** 32 - 1  # numpy's seeds (timm's random_seed seeds numpy too)
+MAX_CONFIG_CHARS = 100_000  # a YAML that expands to more (aliases of aliases) is refused
+SHORT = reprlib.Repr()  # values in messages: a YAML of aliases can expand to megabytes
+SHORT.maxlevel, SHORT.maxdict, SHORT.maxlist, SHORT.maxtuple, SHORT.maxstring, SHORT.maxother = 3, 6, 6, 6, 60, 60
+SHORT_CHARS = 200
+
+
+def short(value: Any) -> str:
+    """``repr(value)`` cut to at most about :data:`SHORT_CHARS` characters, for a one-line message."""
+    text = SHORT.repr(value)
+    return text if len(text) <= SHORT_CHARS else text[:SHORT_CHARS - 3] + '...'
+
+
+def seed(text: str) -> int:
+    """An ``argparse`` type: a seed numpy takes, an integer from 0 to 2**32 - 1."""
+    try:
+        value = non_negative_int(text)
+    except argparse.ArgumentTypeError:
+        value = None
+    if value is None or value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f'must be an integer >= 0 and <= {MAX_SEED}; got {text!r}')
+    return value
+
+
+def momentum(text: str) -> float:
+    """An ``argparse`` type: a momentum from 0 to below 1 (at 1 or more SGD diverges)."""
+    try:
+        value = non_negative_float(text)
+    except argparse.ArgumentTypeError:
+        value = None
+    if value is None or not value < 1:
+        raise argparse.ArgumentTypeError(f'must be a number >= 0 and < 1; got {text!r}')
+    return value
+
+
+def expands_beyond(value: Any, limit: int) -> bool:
+    """Whether ``repr(value)`` (a loaded YAML) has more than about ``limit`` characters; stops once it has."""
+    size, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            size += 2 + 4 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set)):
+            size += 2 + 2 * len(item)
+            stack.extend(item)
+        else:
+            size += len(repr(item))
+        if size > limit:
+            return True
+    return False
 
 
 class ModelKwargs(ParseKwargs):
@@ -78,7 +131,7 @@ class ModelKwargs(ParseKwargs):
         try:
             super().__call__(parser, namespace, values, option_string)
         except (SyntaxError, TypeError, ValueError) as err:  # e.g. "{[1]: 2}": an unhashable key
-            raise argparse.ArgumentError(self, f'{values}: {err}') from err
+            raise argparse.ArgumentError(self, f'{short(values)}: {err}') from err
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     add('--opt', default='adamw', help='timm optimizer name (sgd, adamw, lamb ...)')
     add('--lr', type=positive_float, default=1e-3)
     add('--weight-decay', type=non_negative_float, default=0.05)
-    add('--momentum', type=non_negative_float, default=0.9, help='for SGD-like optimizers')
+    add('--momentum', type=momentum, default=0.9, help='for SGD-like optimizers')
     add('--sched', default='cosine', help="timm scheduler name (cosine, step, ...; 'none' for a constant lr)")
     add('--sched-on-updates', action='store_true', help='step the scheduler (and warmup) every update, not epoch')
     add('--warmup-epochs', type=non_negative_int, default=0)
@@ -120,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     add('--output', default='output/train_timm', help='checkpoint folder')
     add('--checkpoint-hist', type=positive_int, default=3, help='epoch checkpoints kept')
     add('--log-interval', type=positive_int, default=20, help='steps between progress lines')
-    add('--seed', type=non_negative_int, default=42)
+    add('--seed', type=seed, default=42, help=f'random seed, 0 to {MAX_SEED}')
     return parser
 
 
@@ -182,6 +235,9 @@ def load_yaml(path: str) -> Dict[Any, Any]:
                          'expected a mapping of option: value') from err
     if not isinstance(config, dict):
         raise InputError(f'--config {path!r}: expected a mapping of option: value')
+    if expands_beyond(config, MAX_CONFIG_CHARS):
+        raise InputError(f'--config {path!r}: expands to more than {MAX_CONFIG_CHARS} characters (YAML aliases?); '
+                         'write the values out')
     return config
 
 
@@ -197,7 +253,7 @@ def refuse_duplicates(path: str, keys: List[Any]) -> NoReturn:
 def config_value(action: argparse.Action, value: Any, path: str) -> Any:
     """``value`` of ``action`` from the YAML, converted and checked as the command line would be."""
     def wrong(expected: str) -> NoReturn:
-        raise InputError(f'--config {path!r}: {action.dest}: {value!r} is not {expected}')
+        raise InputError(f'--config {path!r}: {action.dest}: {short(value)} is not {expected}')
 
     if action.nargs == 0:  # a flag (store_true)
         return value if isinstance(value, bool) else wrong('true or false')
@@ -238,6 +294,10 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
         if low > high:
             raise InputError(f'--{name} {low} {high}: LOW is above HIGH; give LOW <= HIGH, '
                              f'e.g. --{name} {high} {low}')
+    if args.min_lr > args.lr:
+        raise InputError(f'--min-lr {args.min_lr}: above --lr {args.lr}; give a --min-lr <= --lr')
+    if not args.output:
+        raise InputError("--output '': empty; give the folder for the checkpoints")
     check_output(args.output, '--output', folder=True)
     return args
 
@@ -339,8 +399,11 @@ def create_optimizer(args: argparse.Namespace, model: torch.nn.Module,
     try:
         optimizer = create_optimizer_v2(model, opt=args.opt, lr=args.lr, weight_decay=args.weight_decay,
                                         momentum=args.momentum)
-    except (TypeError, ValueError) as err:  # timm: "Optimizer foo not found in registry"
-        raise InputError(f'--opt {args.opt!r}: {err}') from err
+    except (AssertionError, ImportError, TypeError, ValueError) as err:  # timm: "Optimizer foo not found in
+        what = describe(err).rstrip('.')  # registry", "CUDA required for APEX optimizers", apex not installed
+        if '; ' not in what:
+            what += '; give another --opt, e.g. adamw or sgd'
+        raise InputError(f'--opt {args.opt!r}: {what}') from err
     try:
         scheduler = create_scheduler_v2(optimizer, sched=args.sched, num_epochs=args.epochs, min_lr=args.min_lr,
                                         warmup_lr=args.warmup_lr, warmup_epochs=args.warmup_epochs,
@@ -359,7 +422,7 @@ def create_model(args: argparse.Namespace) -> torch.nn.Module:
         what = describe(err).rstrip('.')
         if '; ' not in what:  # e.g. "object of type 'int' has no len()": say what would be right
             what += f'; give keywords that timm.create_model({args.model!r}, ...) takes'
-        raise InputError(f'--model {args.model} --model-kwargs {args.model_kwargs}: {what}') from err
+        raise InputError(f'--model {args.model} --model-kwargs {short(args.model_kwargs)}: {what}') from err
 
 
 @contextmanager
