@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from scripts import load_script
+from scripts import PACK, TINY_MM_CONFIG, load_script
 from se_plugins.analysis import ExcitationRecorder, ExcitationStats, identity_gates, se_layers, stage_of
 from se_plugins.layers import SELayer
 
@@ -205,22 +205,12 @@ def test_ablate_tool(image_folder: Path, timm_checkpoint: Path, tmp_path: Path) 
     assert (tmp_path / 'ablation.csv').read_text().startswith('se_off,se_layers,se_params')
 
 
-MM_CONFIG = """
-_base_ = ['mmpretrain::_base_/models/resnet18_cifar.py']
-custom_imports = dict(imports=['se_plugins'], allow_failed_imports=False)
-model = dict(backbone=dict(stem_channels=8, base_channels=8, se_cfg=dict()),
-             head=dict(num_classes=2, in_channels=64))
-data_preprocessor = dict(num_classes=2, mean=[127.5] * 3, std=[64.0] * 3, to_rgb=True)
-test_dataloader = dict(dataset=dict(pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')]))
-"""
-
-
 def test_excitation_tool_on_an_mmpretrain_config(image_folder: Path, tmp_path: Path) -> None:
     pytest.importorskip('mmpretrain')
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
     config = tmp_path / 'tiny_se-resnet18_cifar.py'
-    config.write_text(MM_CONFIG)
+    config.write_text(TINY_MM_CONFIG.format(pipeline=PACK))
     cfg = Config.fromfile(config)
     model = MODELS.build(dict(cfg.model, data_preprocessor=cfg.data_preprocessor))
     torch.save({'state_dict': model.state_dict(), 'meta': {'epoch': 1}}, tmp_path / 'epoch_1.pth')

@@ -14,7 +14,7 @@ from typing import Dict, List, Set
 import pytest
 import torch
 
-from scripts import load_script
+from scripts import PACK, TINY_MM_CONFIG, load_script
 from se_plugins.cli import DEBUG_ENV, InputError, run
 
 timm = pytest.importorskip('timm')
@@ -25,15 +25,6 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 
 TOOLS = ('excitation', 'ablate', 'complexity', 'benchmark')
 TINY = dict(channels=(8, 16, 32, 64), zero_init_last=False)
-MM_CONFIG = """
-_base_ = ['mmpretrain::_base_/models/resnet18_cifar.py']
-custom_imports = dict(imports=['se_plugins'], allow_failed_imports=False)
-model = dict(backbone=dict(stem_channels=8, base_channels=8, se_cfg=dict()),
-             head=dict(num_classes=2, in_channels=64))
-data_preprocessor = dict(num_classes=2, mean=[127.5] * 3, std=[64.0] * 3, to_rgb=True)
-test_dataloader = dict(dataset=dict(pipeline={pipeline}))
-"""
-PACK = "[dict(type='LoadImageFromFile'), dict(type='PackInputs')]"
 
 
 def png(path: Path, value: int, size: int = 32) -> None:
@@ -85,9 +76,9 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     cfg = root / 'cfg'
     cfg.mkdir()
-    (cfg / 'tiny.py').write_text(MM_CONFIG.format(pipeline=PACK))
-    (cfg / 'nopack.py').write_text(MM_CONFIG.format(pipeline="[dict(type='LoadImageFromFile')]"))
-    (cfg / 'badresize.py').write_text(MM_CONFIG.format(
+    (cfg / 'tiny.py').write_text(TINY_MM_CONFIG.format(pipeline=PACK))
+    (cfg / 'nopack.py').write_text(TINY_MM_CONFIG.format(pipeline="[dict(type='LoadImageFromFile')]"))
+    (cfg / 'badresize.py').write_text(TINY_MM_CONFIG.format(
         pipeline="[dict(type='LoadImageFromFile'), dict(type='Resize', scale=-3), dict(type='PackInputs')]"))
     from mmengine.config import Config
     from mmpretrain.registry import MODELS

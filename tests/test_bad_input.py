@@ -10,6 +10,7 @@ import io
 import itertools
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +126,13 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / 'layout' / 'imagefolder').parent.mkdir()
     (root / 'layout' / 'imagefolder').write_text('a file where a layout goes\n')
     (root / 'nowhere').symlink_to(root / 'no_such_folder')
+    (cfg / 'sysexit.py').write_text('import sys\nsys.exit(3)\n')
+    (root / 'own').mkdir()
+    (root / 'own' / 'own.py').write_text(f'_base_ = [{str(tiny)!r}]\n')
+    shutil.copy(ckpt / 'mm.pth', ckpt / 'mm.pkl')
+    for split, names in (('train', 'ab'), ('val', 'b')):
+        for name in names:
+            png(data / 'valmiss' / split / name / '0.png', 99)
     return root
 
 
@@ -196,6 +204,7 @@ CASES = [
     ('prepare_digits.py', ['--out', '{out}/d', '--val-fraction', '0.001'], ['--val-fraction 0.001', '0.0056']),
     ('prepare_digits.py', ['--out', '{root}/layout'], ['--out', 'imagefolder', 'not a complete layout']),
     ('prepare_digits.py', ['--out', '{root}/nowhere'], ['--out', 'nowhere', 'dangling']),
+    ('prepare_digits.py', ['--out', '{out}/d', '--seed', str(2**40)], ['--seed', '4294967295']),
 
     ('train.py', ['{root}/cfg/missing.py'], ['missing.py', 'config not found']),
     ('train.py', ['{root}/cfg/empty.py'], ['empty.py', 'defines no model']),
@@ -233,6 +242,20 @@ CASES = [
     ('train.py', [T, '--cfg-options', 'load_from={root}/ckpt/mm_wide.pth'], ['load_from', 'mm_wide', 'other shapes']),
     ('train.py', [T, '--cfg-options', 'load_from={root}/ckpt/timm.pth'], ['load_from', 'timm.pth', 'none of its']),
     ('train.py', [T, '--resume', '{root}/ckpt/fifo.pth'], ['--resume', 'fifo.pth', 'not a regular file']),
+    ('train.py', [T, '--cfg-options', 'optim_wrapper.optimizer.type=NoSuchOpt'], ['NoSuchOpt', 'no such optimizer']),
+    ('train.py', [T, '--cfg-options', 'train_cfg.val_interval=0'], ['train_cfg.val_interval=0', '>= 1']),
+    ('train.py', [T, '--cfg-options', 'val_evaluator.topk=(1,50)'], ['val_evaluator', 'topk=(1, 50)', '2 classes']),
+    ('train.py', [T, '--auto-scale-lr', '--cfg-options', 'auto_scale_lr.base_batch_size=0'],
+     ['auto_scale_lr.base_batch_size']),
+    ('train.py', [T, '--cfg-options', 'train_dataloader.dataset.pipeline=[]'], ['fails in its first step', 'inputs']),
+    ('train.py', [T, '--cfg-options', 'train_dataloader.dataset.ann_file=no.txt'], ['ann_file', 'no file']),
+    ('train.py', [T, '--cfg-options', 'default_hooks.checkpoint.out_dir=/proc/ckpt'],
+     ['default_hooks.checkpoint.out_dir', 'takes no new files']),
+    ('train.py', [T, '--cfg-options', 'custom_imports.imports=[os]'], ['custom_imports', 'set it in the config']),
+    ('train.py', ['{root}/cfg/sysexit.py'], ['sysexit.py', 'SystemExit']),
+    ('train.py', ['{root}/own/own.py', '--work-dir', '{root}/own'], ['--work-dir', 'own.py itself']),
+    ('train.py', [T, '--cfg-options', 'train_dataloader.dataset.data_root={root}/data/valmiss',
+                  'val_dataloader.dataset.data_root={root}/data/valmiss'], ['val_dataloader.dataset', 'differ']),
 
     ('test.py', [T, '{root}/ckpt/missing.pth'], ['CHECKPOINT', 'missing.pth', 'not found']),
     ('test.py', [T, '{root}/ckpt/trunc.pth'], ['CHECKPOINT', 'trunc.pth', 'truncated']),
@@ -250,6 +273,9 @@ CASES = [
     ('test.py', [T, '{root}/ckpt/dangling.pth'], ['CHECKPOINT', 'dangling.pth', 'symbolic link to nothing']),
     ('test.py', [T, MM, '--cfg-options', 'test_dataloader.batch_size.x=1'], ['--cfg-options', 'batch_size.x']),
     ('test.py', [T, MM, '--launcher', 'pytorch'], ['--launcher pytorch', 'RANK', 'torchrun']),
+    ('test.py', [T, MM, '--cfg-options', 'load_from={root}/ckpt/other.pth'], ['--cfg-options load_from', 'CHECKPOINT']),
+    ('test.py', [T, '{root}/ckpt/mm.pkl', '--out', '{root}/ckpt/mm.pkl'], ['--out', 'is CHECKPOINT']),
+    ('test.py', [T, MM, '--cfg-options', 'test_evaluator.topk=(1,50)'], ['test_evaluator', 'topk=(1, 50)']),
 
     ('train_timm.py', ['--config', '{root}/cfg/bad.yaml'], ['--config', 'bad.yaml', 'not valid YAML', 'line']),
     ('train_timm.py', ['--config', '{root}/cfg'], ['--config', 'is a folder']),
@@ -414,6 +440,26 @@ def test_tied_weights_are_written_as_safetensors(tmp_path):
     save_atomic({'embed.weight': weight, 'head.weight': weight}, tmp_path / 'tied.safetensors')
     loaded = load_state_dict(tmp_path / 'tied.safetensors')
     assert torch.equal(loaded['embed.weight'], weight) and torch.equal(loaded['head.weight'], weight)
+
+
+def test_a_failed_run_removes_only_what_the_runner_writes(tmp_path):
+    """Preflight's undo takes the Runner's log folder and config dump, not what another process wrote."""
+    from se_plugins.engine.checks import Preflight
+    (tmp_path / 'notes.txt').write_text('the user\'s\n')
+    with pytest.raises(InputError), Preflight('cfg/tiny.py', str(tmp_path)):
+        (tmp_path / '20261204_021538').mkdir()
+        (tmp_path / 'tiny.py').write_text('dumped\n')
+        (tmp_path / 'other_process.txt').write_text('written meanwhile\n')
+        raise KeyError('NoSuchNet is not in the registry')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['notes.txt', 'other_process.txt']
+
+
+@pytest.mark.parametrize('nproc', ['0', 'x', '-1'])
+def test_dist_scripts_refuse_a_bad_nproc(nproc, tmp_path):
+    done = subprocess.run(['bash', str(ROOT / 'tools' / 'dist_train.sh'), 'cfg.py', nproc], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.splitlines() == [
+        f"dist_run.sh: NPROC '{nproc}': not a number of processes; give an integer >= 1"]
 
 
 def test_a_bug_keeps_its_traceback():
