@@ -104,10 +104,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     cfg = merge_args(checks.read_config(args.config, checks.TRAIN_KEYS), args)
     setup(cfg)
-    checks.check_load_from(cfg, '--resume' if args.resume else 'load_from')
+    flag = '--resume' if args.resume else 'load_from'
+    weights = checks.check_load_from(cfg, flag)
     with checks.Preflight(args.config, cfg.work_dir) as preflight:
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-        checks.check_load_from_fits(runner.model, cfg, '--resume' if args.resume else 'load_from')
+        checks.check_load_from_fits(runner.model, weights, cfg, flag)
+        del weights
         runner.register_hook(checks.DatasetCheckHook(preflight.keep, preflight.started), priority='VERY_HIGH')
         runner.train()
 

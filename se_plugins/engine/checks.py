@@ -95,10 +95,13 @@ class CfgOptions(DictAction):
             raise argparse.ArgumentError(self, f'{values}: {err}') from err
 
 
-def check_load_from(cfg: Config, flag: str) -> None:
+def check_load_from(cfg: Config, flag: str) -> Optional[Mapping[str, torch.Tensor]]:
     """Read the checkpoint the run starts from (``load_from``, resumed where ``resume``) before the Runner.
 
     mmengine reads it after building the model and the data; a bad file fails here in a second.
+
+    Returns:
+        Its weights, for :func:`check_load_from_fits` once the model is built; None without a local file.
 
     Raises:
         InputError: (or ``OSError``) The file is missing or unreadable, holds no weights, or (to
@@ -106,13 +109,12 @@ def check_load_from(cfg: Config, flag: str) -> None:
     """
     path = cfg.get('load_from')
     if not path or '://' in str(path):
-        return
+        return None
     with about(flag):
         saved = read_checkpoint(path)
         if cfg.get('resume'):
             check_resumable(saved, path)
-        else:
-            state_dict_of(saved, path)
+        return state_dict_of(saved, path)
 
 
 def check_resumable(checkpoint: Any, path: str) -> None:
@@ -131,8 +133,9 @@ def latest_checkpoint(work_dir: str) -> Optional[str]:
     return find_latest_checkpoint(work_dir) if os.path.isdir(work_dir) else None
 
 
-def check_load_from_fits(model: torch.nn.Module, cfg: Config, flag: str) -> None:
-    """Raise InputError unless the checkpoint the run starts from fits the built ``model``.
+def check_load_from_fits(model: torch.nn.Module, weights: Optional[Mapping[str, torch.Tensor]], cfg: Config,
+                         flag: str) -> None:
+    """Raise InputError unless ``weights`` (of :func:`check_load_from`), which the run starts from, fit ``model``.
 
     mmengine loads ``load_from`` leniently and only logs what does not fit, so a checkpoint of another
     width trains from scratch, and a resumed one fails at its first step. Resuming needs every key and shape
@@ -140,11 +143,10 @@ def check_load_from_fits(model: torch.nn.Module, cfg: Config, flag: str) -> None
     model, a backbone without its head) and may change the head (fine-tuning to other classes), but any other
     shape that differs, or a checkpoint none of whose keys is the model's, is refused.
     """
-    path = cfg.get('load_from')
-    if not path or '://' in str(path):
+    if weights is None:
         return
+    path = cfg.get('load_from')
     with about(flag):
-        weights = state_dict_of(read_checkpoint(path), path)
         if cfg.get('resume'):
             check_checkpoint_fits(model, weights, path)
             return
